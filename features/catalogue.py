@@ -1,0 +1,106 @@
+"""The feature catalogue: what each feature means, in words a CSM reads.
+
+Every feature the `features` stage writes has one entry here. Later stages never
+hard-code a feature: reasons in the at-risk CSV are worded from ``phrase`` and
+``unit``, grouped by ``signal``, and plays are looked up by ``signal``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+# Signal families: the unit of a "reason". Several features of one signal make one reason,
+# and each signal has one play in the playbook. The simulator's ground-truth driver uses
+# the same names, so explanations can be checked against it.
+SIGNALS: dict[str, str] = {
+    "responsiveness": "Slow replies to customer e-mails",
+    "qbr": "No recent business review",
+    "adoption": "Falling product adoption",
+    "support": "Support pain",
+    "voice": "Unhappy customer (NPS/CSAT)",
+    "first_year": "First-year account",
+    "renewal": "Renewal coming up",
+    "commercial": "Shrinking contract",
+    "engagement": "Little proactive contact",
+    "context": "Account profile",
+}
+
+# Feature families: one module of the features package each; an absent optional table
+# drops its family.
+FAMILIES = ("responsiveness", "qbr", "adoption", "support", "voice", "tenure", "context")
+
+Unit = Literal["hours", "days", "count", "share", "ratio", "score", "flag", "currency", "category", "seats"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature: its name, family, signal, wording and which direction means risk.
+
+    ``phrase`` is a sentence with a ``{value}`` placeholder, e.g.
+    "Customer e-mails wait {value} for a reply (median, last 90 days)".
+    ``risk_direction`` is +1 when higher values mean more risk, -1 when lower values do,
+    0 when there is no direction (categoricals).
+    """
+
+    name: str
+    family: str
+    signal: str
+    label: str
+    phrase: str
+    unit: Unit
+    risk_direction: Literal[-1, 0, 1]
+    dtype: Literal["float", "int", "category"] = "float"
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"{self.name}: unknown family {self.family!r}")
+        if self.signal not in SIGNALS:
+            raise ValueError(f"{self.name}: unknown signal {self.signal!r}")
+        if "{value}" not in self.phrase:
+            raise ValueError(f"{self.name}: phrase needs a {{value}} placeholder")
+
+
+def format_value(value: float | str | None, unit: str) -> str:
+    """A feature value in the unit a CSM expects (61 h, 12 days, 40%, $120,000)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "no data"
+    if unit == "category":
+        return str(value)
+    v = float(value)
+    if unit == "hours":
+        return f"{v:.0f} h" if v >= 10 else f"{v:.1f} h"
+    if unit == "days":
+        return f"{v:.0f} days"
+    if unit == "share":
+        return f"{100 * v:.0f}%"
+    if unit == "ratio":
+        return f"{v:.2f}"
+    if unit == "currency":
+        return f"{v:,.0f}"
+    if unit == "flag":
+        return "yes" if v >= 0.5 else "no"
+    if unit == "score":
+        return f"{v:.1f}"
+    return f"{v:.0f}"
+
+
+def catalogue_to_json(specs: list[FeatureSpec], dropped_families: dict[str, str]) -> dict:
+    """The JSON document written to data/processed/feature_catalog.json."""
+    return {
+        "features": [asdict(s) for s in specs],
+        "dropped_families": dropped_families,
+        "signals": SIGNALS,
+    }
+
+
+def catalogue_from_json(doc: dict) -> list[FeatureSpec]:
+    """Feature specs back from the catalogue JSON."""
+    return [FeatureSpec(**f) for f in doc["features"]]
+
+
+def catalogue_hash(doc: dict) -> str:
+    """A stable fingerprint of the catalogue, stored with the model to detect drift."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,159 @@
+"""The `churn` command: one subcommand per pipeline stage, plus weekly scoring and explain.
+
+Each subcommand is a thin wrapper: it reads settings, calls the stage's ``main`` and turns
+user mistakes (``InputError``, ``ConfigError``) into one line on stderr and exit code 2.
+Stage modules are imported lazily so that ``churn --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="churn",
+    help="Churn prediction from CRM exports: demo data, ingestion, features, training, scoring.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+
+
+def _user_errors_as_one_line(func: Callable) -> Callable:
+    """Run a command; print user mistakes as a single line and exit 2 instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from features.errors import InputError
+        from pipelines.config import ConfigError
+        from pipelines.logs import configure_logging
+
+        configure_logging(kwargs.get("verbose", False))
+        try:
+            return func(*args, **kwargs)
+        except (InputError, ConfigError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted: previous outputs are left as they were", err=True)
+            raise typer.Exit(code=130) from None
+
+    return wrapper
+
+
+@app.command("demo-data")
+@_user_errors_as_one_line
+def demo_data(
+    accounts: Annotated[Optional[int], typer.Option(help="Number of accounts (default: params demo.accounts).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (default: params demo.seed).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Export folder (default: params paths.demo_export).")] = None,
+    truth: Annotated[Optional[Path], typer.Option(help="Ground-truth folder (default: params paths.ground_truth).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="canonical, salesforce or hubspot file shapes.")] = "canonical",
+    verbose: Verbose = False,
+) -> None:
+    """Generate the demo CRM export (a simulated book of B2B accounts) and its ground truth."""
+    from pipelines import demo_data as stage
+
+    stage.main(accounts=accounts, seed=seed, out=out, truth=truth, fmt=fmt)
+
+
+@app.command()
+@_user_errors_as_one_line
+def ingest(
+    export: Annotated[Optional[Path], typer.Option(help="Export folder (default: params data.export_dir).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="canonical, salesforce, hubspot or a mapping YAML.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Canonical tables folder (default: params paths.interim).")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Validate an export and write canonical, PII-free Parquet tables and reports/ingest.json."""
+    from pipelines import ingest as stage
+
+    stage.main(export=export, preset=preset, out=out)
+
+
+@app.command()
+@_user_errors_as_one_line
+def features(
+    interim: Annotated[Optional[Path], typer.Option(help="Canonical tables folder (default: params paths.interim).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: params paths.processed).")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="duckdb (default) or spark.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Compute point-in-time features and churn labels for every account and weekly snapshot."""
+    from pipelines import features as stage
+
+    stage.main(interim=interim, out=out, engine=engine)
+
+
+@app.command()
+@_user_errors_as_one_line
+def train(verbose: Verbose = False) -> None:
+    """Train the calibrated LightGBM model out of time, log it to MLflow and register it."""
+    from pipelines import train as stage
+
+    stage.main()
+
+
+@app.command()
+@_user_errors_as_one_line
+def evaluate(verbose: Verbose = False) -> None:
+    """Compare the model with its baselines on the test window; write metrics and plots."""
+    from pipelines import evaluate as stage
+
+    stage.main()
+
+
+@app.command()
+@_user_errors_as_one_line
+def score(
+    export: Annotated[Optional[Path], typer.Option(help="Export folder to score (default: the pipeline's canonical tables).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Preset of --export (default: params data.preset).")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: last date in the export).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="data/models folder or models:/churn-lgbm@champion.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="At-risk CSV to write (default: reports/at_risk.csv).")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Score accounts active at the as-of date: probability, ARR at risk, reasons and plays."""
+    from pipelines import score as stage
+
+    stage.main(export=export, preset=preset, as_of=as_of, model=model, out=out)
+
+
+@app.command()
+@_user_errors_as_one_line
+def explain(
+    account_id: Annotated[str, typer.Argument(help="The account to explain.")],
+    verbose: Verbose = False,
+) -> None:
+    """Print one account's probability, reasons and plays, and write its SHAP waterfall."""
+    from pipelines import score as stage
+
+    stage.explain_account(account_id)
+
+
+@app.command()
+@_user_errors_as_one_line
+def bench(
+    sizes: Annotated[str, typer.Option(help="Comma-separated account counts.")] = "1000,10000",
+    large: Annotated[bool, typer.Option("--large", help="Also run 100,000 accounts.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Benchmark every stage against the DuckDB floor; write reports/bench.json."""
+    from pipelines import bench as stage
+
+    stage.main(sizes=[int(s) for s in sizes.split(",") if s], large=large)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(prog_name="churn")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

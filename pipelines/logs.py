@@ -1,0 +1,40 @@
+"""Logging set-up and stage timing, shared by every stage."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+LOG = logging.getLogger("churn")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Timestamped lines on stderr; third-party chatter kept at WARNING."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+    for noisy in ("mlflow", "alembic", "urllib3", "numba", "matplotlib", "shap", "git", "py4j"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def timed(step: str, rows_in: int | None = None) -> Iterator[dict]:
+    """Log the wall time of a step, and rows/s when the caller fills ``rows``."""
+    info: dict = {"rows": rows_in}
+    start = time.perf_counter()
+    LOG.info("%s: started", step)
+    yield info
+    elapsed = time.perf_counter() - start
+    rows = info.get("rows")
+    if rows:
+        LOG.info("%s: done in %.1f s (%s rows, %.0f rows/s)", step, elapsed, f"{rows:,}", rows / max(elapsed, 1e-9))
+    else:
+        LOG.info("%s: done in %.1f s", step, elapsed)
+    info["seconds"] = elapsed
