@@ -76,7 +76,7 @@ class TrainParams(_Strict):
     valid_end: dt.date
     test_start: dt.date
     test_end: dt.date | None = None
-    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
     seed: int = 42
     num_boost_round: int = 2000
     early_stopping_rounds: int = 100

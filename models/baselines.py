@@ -1,0 +1,95 @@
+"""Baselines on the same split, so every model figure has a reference.
+
+- ``logistic_baseline``: what a careful analyst would fit first (impute, scale, one-hot, logistic regression).
+- ``HealthScore``: the weighted red-flag score customer-success tools ship, mapped to a
+  probability on the validation window so its Brier score is comparable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+def logistic_baseline(numeric: list[str], categorical: list[str], seed: int = 0) -> Pipeline:
+    """Median imputation with missing-indicators, scaling, one-hot, L2 logistic regression."""
+    numeric_steps = make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler())
+    categorical_steps = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="missing", keep_empty_features=True),
+        OneHotEncoder(handle_unknown="ignore"),
+    )
+    columns = ColumnTransformer(
+        [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)],
+        remainder="drop",
+    )
+    return Pipeline([("columns", columns), ("model", LogisticRegression(C=0.5, max_iter=2000, random_state=seed))])
+
+
+def as_object_categoricals(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    """scikit-learn imputers want object columns, not pandas categoricals."""
+    X = X.copy()
+    for c in categorical:
+        X[c] = X[c].astype(object).where(X[c].notna(), np.nan)
+    return X
+
+
+@dataclass(frozen=True)
+class RedFlag:
+    """One health-score rule: a feature compared with a threshold, and its weight."""
+
+    feature: str
+    op: str  # ">" or "<" or ">=" ; missing values never raise a flag except where ``missing_is_flag``
+    threshold: float
+    weight: float
+    description: str
+    missing_is_flag: bool = False
+
+    def raised(self, frame: pd.DataFrame) -> pd.Series:
+        values = pd.to_numeric(frame[self.feature], errors="coerce")
+        compare = {">": values.gt, "<": values.lt, ">=": values.ge}[self.op]
+        flag = compare(self.threshold).fillna(False).astype(bool)
+        if self.missing_is_flag:
+            flag |= values.isna()
+        return flag
+
+
+# The red flags of a typical CS-platform health score (weights as such tools default them).
+RED_FLAGS: tuple[RedFlag, ...] = (
+    RedFlag("reply_latency_median_hours_90d", ">", 48, 2.0, "median reply latency over 48 h"),
+    RedFlag("qbr_days_since_last_days", ">", 90, 1.5, "no QBR in 90 days", missing_is_flag=True),
+    RedFlag("usage_trend_ratio_30d", "<", 0.8, 1.5, "adoption falling (last 30 days < 80% of the 60 before)"),
+    RedFlag("tenure_first_year_flag", ">=", 1, 1.0, "first-year account"),
+    RedFlag("tickets_open_high_count", ">", 0, 1.0, "open high-priority tickets"),
+    RedFlag("nps_detractor_flag", ">=", 1, 2.0, "detractor NPS"),
+)
+
+
+@dataclass
+class HealthScore:
+    """Weighted red flags → score in [0, 1] → churn probability via isotonic fit on validation."""
+
+    flags: tuple[RedFlag, ...] = RED_FLAGS
+
+    def usable_flags(self, frame: pd.DataFrame) -> list[RedFlag]:
+        return [f for f in self.flags if f.feature in frame.columns]
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        flags = self.usable_flags(frame)
+        total = sum(f.weight for f in flags) or 1.0
+        points = sum((f.raised(frame).to_numpy(dtype=float) * f.weight for f in flags), np.zeros(len(frame)))
+        return points / total
+
+    def fit(self, valid: pd.DataFrame, labels: np.ndarray) -> "HealthScore":
+        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(self.score(valid), labels)
+        return self
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.calibrator_.predict(self.score(frame))

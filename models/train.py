@@ -1,0 +1,252 @@
+"""Out-of-time training of the LightGBM churn model and its calibration.
+
+The model is a LightGBM booster on the raw log-odds scale plus a calibrator fitted on the
+validation window. Both are plain files (LightGBM text model, calibrator JSON) so that the
+same inputs give byte-identical artifacts and nothing needs unpickling to score.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+from features.errors import InputError
+
+KEY_COLUMNS = ("account_id", "snapshot_date")
+LABEL = "label"
+NON_FEATURES = ("account_id", "snapshot_date", "label", "churn_date")
+MODEL_FILE = "model.txt"
+CALIBRATOR_FILE = "calibrator.json"
+FEATURES_FILE = "features.json"
+METADATA_FILE = "metadata.json"
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Snapshot-date windows of the out-of-time split (inclusive bounds)."""
+
+    train_end: dt.date
+    valid_start: dt.date
+    valid_end: dt.date
+    test_start: dt.date
+    test_end: dt.date | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {k: (None if v is None else v.isoformat()) for k, v in self.__dict__.items()}
+
+
+def split_out_of_time(frame: pd.DataFrame, windows: Windows) -> dict[str, pd.DataFrame]:
+    """Labelled rows of each window; rows in the gaps are left out so no label window overlaps."""
+    labelled = frame[frame[LABEL].notna()]
+    snap = labelled["snapshot_date"].dt.date
+    test_end = windows.test_end or dt.date.max
+    parts = {
+        "train": labelled[snap <= windows.train_end],
+        "valid": labelled[(snap >= windows.valid_start) & (snap <= windows.valid_end)],
+        "test": labelled[(snap >= windows.test_start) & (snap <= test_end)],
+    }
+    for name, part in parts.items():
+        _require_both_classes(part, name)
+    return parts
+
+
+def _require_both_classes(part: pd.DataFrame, name: str) -> None:
+    """AUC, early stopping and calibration are undefined on one class: say so plainly."""
+    if part.empty:
+        raise InputError(f"features.parquet: the {name} window has no labelled snapshots; adjust params.yaml train: dates")
+    counts = part[LABEL].astype(int).value_counts()
+    if counts.get(1, 0) == 0 or counts.get(0, 0) == 0:
+        kind = "churned" if counts.get(1, 0) == 0 else "retained"
+        raise InputError(
+            f"features.parquet: column 'label': no {kind} accounts in the {name} window "
+            f"({len(part)} rows); a churn model needs both outcomes — widen the window in params.yaml train:"
+        )
+
+
+def feature_columns(catalog_doc: dict) -> list[str]:
+    """The model's inputs, in catalogue order (the catalogue is the one list of features)."""
+    return [f["name"] for f in catalog_doc["features"]]
+
+
+def categorical_columns(catalog_doc: dict) -> list[str]:
+    return [f["name"] for f in catalog_doc["features"] if f["dtype"] == "category"]
+
+
+def category_levels(frame: pd.DataFrame, categoricals: list[str]) -> dict[str, list[str]]:
+    """Sorted levels per categorical, fixed at training so scoring encodes the same way."""
+    return {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in categoricals}
+
+
+def model_matrix(frame: pd.DataFrame, features: list[str], levels: dict[str, list[str]]) -> pd.DataFrame:
+    """The feature matrix with categoricals on the training levels (unseen levels become missing)."""
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise InputError(f"features table: missing model feature column(s) {', '.join(missing)}")
+    X = frame[features].copy()
+    for column in features:
+        if column in levels:
+            values = X[column].astype("string")
+            known = values.isin(levels[column])
+            X[column] = pd.Categorical(values.where(known).astype(object), categories=levels[column])
+        else:
+            X[column] = pd.to_numeric(X[column], errors="coerce").astype("float64")
+    return X
+
+
+def lightgbm_params(p, positive_weight: float) -> dict:
+    """Deterministic LightGBM settings: same data and params give the same model bytes."""
+    return {
+        "objective": "binary",
+        "metric": ["auc", "binary_logloss"],
+        "learning_rate": p.learning_rate,
+        "num_leaves": p.num_leaves,
+        "min_data_in_leaf": p.min_data_in_leaf,
+        "feature_fraction": p.feature_fraction,
+        "bagging_fraction": p.bagging_fraction,
+        "bagging_freq": p.bagging_freq,
+        "lambda_l2": p.lambda_l2,
+        "scale_pos_weight": positive_weight,
+        "seed": p.seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 2,
+        "verbosity": -1,
+        "max_cat_to_onehot": 8,
+    }
+
+
+def positive_weight(y: pd.Series, setting: float | str) -> float:
+    """Class weight for churners from the train window only (the test window is never touched)."""
+    if setting != "auto":
+        return float(setting)
+    positives = int((y == 1).sum())
+    return float((len(y) - positives) / max(positives, 1))
+
+
+@dataclass
+class Calibrator:
+    """Maps the booster's raw log-odds to a churn probability; stored as JSON, not a pickle.
+
+    ``sigmoid`` (Platt) keeps the model's ranking exactly and needs two numbers;
+    ``isotonic`` is more flexible but makes ties and needs many validation positives.
+    """
+
+    method: str
+    a: float = 1.0
+    b: float = 0.0
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, raw: np.ndarray, labels: np.ndarray, method: str) -> "Calibrator":
+        if method == "sigmoid":
+            lr = LogisticRegression(C=1e6, max_iter=1000)
+            lr.fit(raw.reshape(-1, 1), labels)
+            return cls(method, a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, labels)
+        return cls(method, x=[float(v) for v in iso.X_thresholds_], y=[float(v) for v in iso.y_thresholds_])
+
+    def transform(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype="float64")
+        if self.method == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-(self.a * raw + self.b)))
+        return np.interp(raw, self.x, self.y)
+
+    def to_json(self) -> str:
+        doc = {"method": self.method, "a": self.a, "b": self.b, "x": self.x, "y": self.y}
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibrator":
+        return cls(**json.loads(text))
+
+
+@dataclass
+class ChurnModel:
+    """Booster + calibrator + the exact feature list and category levels it was trained on."""
+
+    booster: lgb.Booster
+    calibrator: Calibrator
+    features: list[str]
+    levels: dict[str, list[str]]
+    catalog_hash: str
+    metadata: dict = field(default_factory=dict)
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return model_matrix(frame, self.features, self.levels)
+
+    def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
+        """Log-odds before calibration: the scale SHAP contributions add up to."""
+        return self.booster.predict(self.matrix(frame), raw_score=True)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated churn probability within the horizon."""
+        return self.calibrator.transform(self.raw_score(frame))
+
+    def save(self, folder: Path) -> None:
+        """Write the model's four files; bytes depend only on data and params."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / MODEL_FILE))
+        (folder / CALIBRATOR_FILE).write_text(self.calibrator.to_json())
+        doc = {"features": self.features, "categories": self.levels, "catalog_hash": self.catalog_hash}
+        (folder / FEATURES_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        (folder / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, sort_keys=True, default=str) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> "ChurnModel":
+        """Read a model folder written by ``save`` (or the same files from the MLflow registry)."""
+        folder = Path(folder)
+        model_file = folder / MODEL_FILE
+        if not model_file.exists():
+            raise InputError(f"{folder}: no {MODEL_FILE} here; run `dvc repro train` or pass --model models:/churn-lgbm@champion")
+        booster = lgb.Booster(model_file=str(model_file))
+        calibrator = Calibrator.from_json((folder / CALIBRATOR_FILE).read_text())
+        doc = json.loads((folder / FEATURES_FILE).read_text())
+        metadata_file = folder / METADATA_FILE
+        metadata = json.loads(metadata_file.read_text()) if metadata_file.exists() else {}
+        return cls(booster, calibrator, doc["features"], doc["categories"], doc["catalog_hash"], metadata)
+
+
+def train_model(
+    parts: dict[str, pd.DataFrame], catalog_doc: dict, catalog_hash: str, params, windows: Windows
+) -> ChurnModel:
+    """Fit LightGBM on the train window with early stopping on validation, then calibrate on validation."""
+    features = feature_columns(catalog_doc)
+    levels = category_levels(parts["train"], categorical_columns(catalog_doc))
+    X_train, y_train = model_matrix(parts["train"], features, levels), parts["train"][LABEL].astype(int)
+    X_valid, y_valid = model_matrix(parts["valid"], features, levels), parts["valid"][LABEL].astype(int)
+    weight = positive_weight(y_train, params.scale_pos_weight)
+    lgb_params = lightgbm_params(params, weight)
+    train_set = lgb.Dataset(X_train, y_train, categorical_feature=list(levels) or "auto", free_raw_data=False)
+    valid_set = lgb.Dataset(X_valid, y_valid, reference=train_set)
+    booster = lgb.train(
+        lgb_params,
+        train_set,
+        num_boost_round=params.num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)],
+    )
+    raw_valid = booster.predict(X_valid, raw_score=True, num_iteration=booster.best_iteration)
+    calibrator = Calibrator.fit(raw_valid, y_valid.to_numpy(), params.calibration)
+    # Keep only the trees up to the best iteration so the saved file is the model that was evaluated.
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    metadata = {
+        "windows": windows.as_dict(),
+        "rows": {k: int(len(v)) for k, v in parts.items()},
+        "churn_rate": {k: float(v[LABEL].astype(int).mean()) for k, v in parts.items()},
+        "positive_weight": weight,
+        "best_iteration": int(booster.current_iteration()),
+        "lightgbm_params": lgb_params,
+        "calibration": params.calibration,
+        "catalog_hash": catalog_hash,
+    }
+    return ChurnModel(booster, calibrator, features, levels, catalog_hash, metadata)
