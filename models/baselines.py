@@ -64,10 +64,10 @@ class RedFlag:
 # The red flags of a typical CS-platform health score (weights as such tools default them).
 RED_FLAGS: tuple[RedFlag, ...] = (
     RedFlag("reply_latency_median_hours_90d", ">", 48, 2.0, "median reply latency over 48 h"),
-    RedFlag("qbr_days_since_last_days", ">", 90, 1.5, "no QBR in 90 days", missing_is_flag=True),
+    RedFlag("qbr_since_last_days", ">", 90, 1.5, "no QBR in 90 days", missing_is_flag=True),
     RedFlag("usage_trend_ratio_30d", "<", 0.8, 1.5, "adoption falling (last 30 days < 80% of the 60 before)"),
     RedFlag("tenure_first_year_flag", ">=", 1, 1.0, "first-year account"),
-    RedFlag("tickets_open_high_count", ">", 0, 1.0, "open high-priority tickets"),
+    RedFlag("ticket_urgent_count_90d", ">", 0, 1.0, "high-priority tickets in the last 90 days"),
     RedFlag("nps_detractor_flag", ">=", 1, 2.0, "detractor NPS"),
 )
 

@@ -103,9 +103,12 @@ def model_matrix(frame: pd.DataFrame, features: list[str], levels: dict[str, lis
 
 def lightgbm_params(p, positive_weight: float) -> dict:
     """Deterministic LightGBM settings: same data and params give the same model bytes."""
+    # Early stopping watches log loss (what calibration cares about) on unweighted training;
+    # with re-weighted churners the validation log loss is biased, so ranking (AUC) is watched instead.
+    metrics = ["binary_logloss", "auc"] if positive_weight == 1.0 else ["auc", "binary_logloss"]
     return {
         "objective": "binary",
-        "metric": ["auc", "binary_logloss"],
+        "metric": metrics,
         "learning_rate": p.learning_rate,
         "num_leaves": p.num_leaves,
         "min_data_in_leaf": p.min_data_in_leaf,
@@ -124,7 +127,7 @@ def lightgbm_params(p, positive_weight: float) -> dict:
 
 
 def positive_weight(y: pd.Series, setting: float | str) -> float:
-    """Class weight for churners from the train window only (the test window is never touched)."""
+    """Class weight for churners: a number, or ``auto`` = negatives/positives of the train window only."""
     if setting != "auto":
         return float(setting)
     positives = int((y == 1).sum())

@@ -86,9 +86,9 @@ def metrics_document(evaluation: dict, pred: pd.DataFrame) -> dict:
     doc["model_vs"] = {b: {k: round(v, 6) for k, v in d.items()} for b, d in evaluation["improvement"].items()}
     y, p = pred["label"].to_numpy(), pred["p_model"].to_numpy()
     doc["reliability"] = evaluate.reliability_table(y, p).round(6).to_dict(orient="records")
-    for group in ("segment", "region"):
-        if group in pred:
-            doc[f"by_{group}"] = evaluate.metrics_by_group(pred, group).round(6).to_dict(orient="records")
+    context = [c for c in pred.columns if c not in ("account_id", "snapshot_date", "label", "churn_date", "arr") and not c.startswith("p_")]
+    for group in context:
+        doc[f"by_{group}"] = evaluate.metrics_by_group(pred, group).round(6).to_dict(orient="records")
     return doc
 
 

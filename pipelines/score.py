@@ -52,12 +52,13 @@ def read_canonical_tables(folder: Path) -> dict[str, pd.DataFrame]:
 
 
 def tables_from_export(export: Path, preset: str) -> dict[str, pd.DataFrame]:
-    """Ingest a raw export into a temporary folder (same rules as the pipeline) and read it back."""
+    """Ingest a raw export in memory, with the same rules as the pipeline's ingest stage."""
     from pipelines.ingestion import ingest_export
 
-    with tempfile.TemporaryDirectory(prefix="churn-score-") as tmp:
-        ingest_export(Path(export), preset, Path(tmp))
-        return read_canonical_tables(Path(tmp))
+    result = ingest_export(Path(export), preset)
+    for name, table in result.report.tables.items():
+        LOG.info(table.summary_line())
+    return dict(result.tables)
 
 
 def export_last_date(tables: dict[str, pd.DataFrame]) -> dt.date:
@@ -167,13 +168,13 @@ def build_scores(tables: dict[str, pd.DataFrame], as_of: dt.date, model: ChurnMo
     accounts = tables["accounts"].drop_duplicates("account_id").set_index("account_id")
     arr_feature = feature_by(specs, "commercial", "currency")
     renewal_feature = feature_by(specs, "renewal", "days")
-    out = pd.DataFrame(index=now.index)
+    out = pd.DataFrame(index=now.index.rename(None))
     out["as_of"] = as_of.isoformat()
     out["account_id"] = now["account_id"].astype("string")
     out["account_name"] = accounts["account_name"].reindex(now.index) if "account_name" in accounts else pd.NA
     out["owner"] = accounts["owner"].reindex(now.index) if "owner" in accounts else pd.NA
-    out["segment"] = now["segment"].astype("string") if "segment" in now else pd.NA
-    out["region"] = now["region"].astype("string") if "region" in now else pd.NA
+    for attribute in ("segment", "region"):  # account attributes, straight from the accounts table
+        out[attribute] = accounts[attribute].reindex(now.index).astype("string") if attribute in accounts else pd.NA
     out["arr"] = now[arr_feature].astype(float).round(2) if arr_feature else np.nan
     days = now[renewal_feature].astype(float) if renewal_feature else pd.Series(np.nan, index=now.index)
     out["days_to_renewal"] = days.round(0).astype("Int64")

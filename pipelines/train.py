@@ -79,21 +79,34 @@ def predict_all(model: ChurnModel, fitted: dict, frame: pd.DataFrame) -> dict[st
     }
 
 
-def test_predictions(test: pd.DataFrame, probabilities: dict[str, np.ndarray]) -> pd.DataFrame:
+def arr_feature(catalog: dict) -> str | None:
+    """The catalogue's current-ARR feature (signal commercial, unit currency), for ARR-weighted metrics."""
+    return next((f["name"] for f in catalog["features"] if f["signal"] == "commercial" and f["unit"] == "currency"), None)
+
+
+def context_features(catalog: dict) -> list[str]:
+    """Context features (region, segment...), for per-group metrics."""
+    return [f["name"] for f in catalog["features"] if f["signal"] == "context"]
+
+
+def test_predictions(test: pd.DataFrame, probabilities: dict[str, np.ndarray], catalog: dict) -> pd.DataFrame:
     """What evaluate needs, without re-training: keys, label, ARR, context, and each model's probability."""
-    keep = [c for c in ("account_id", "snapshot_date", LABEL, "churn_date", "arr_current", "segment", "region") if c in test]
-    out = test[keep].reset_index(drop=True).copy()
+    arr = arr_feature(catalog)
+    keep = ["account_id", "snapshot_date", LABEL, "churn_date", *context_features(catalog)]
+    out = test[[c for c in keep if c in test]].reset_index(drop=True).copy()
+    out["arr"] = test[arr].to_numpy(dtype=float) if arr in test else np.nan
     out[LABEL] = out[LABEL].astype(int)
     for name, p in probabilities.items():
         out[f"p_{name}"] = p
     return out
 
 
-def arr_column(frame: pd.DataFrame) -> np.ndarray | None:
-    return frame["arr_current"].to_numpy(dtype=float) if "arr_current" in frame else None
+def arr_values(frame: pd.DataFrame, catalog: dict) -> np.ndarray | None:
+    arr = arr_feature(catalog)
+    return frame[arr].to_numpy(dtype=float) if arr in frame else None
 
 
-def score_champion_on_test(client, name: str, test: pd.DataFrame, features: list[str]) -> tuple[dict | None, str | None]:
+def score_champion_on_test(client, name: str, test: pd.DataFrame, features: list[str], arr: np.ndarray | None) -> tuple[dict | None, str | None]:
     """The current champion's metrics on *this* test window, so the gate compares like with like."""
     version = tracking.champion_version(client, name)
     if version is None:
@@ -105,7 +118,7 @@ def score_champion_on_test(client, name: str, test: pd.DataFrame, features: list
             LOG.warning("champion v%s has another feature list; comparing with its logged test figures", version.version)
             return {"roc_auc": float(tags["test_roc_auc"]), "brier": float(tags["test_brier"])}, version.version
         return None, version.version
-    metrics = evaluate.classification_metrics(test[LABEL].astype(int).to_numpy(), champion.predict_proba(test), arr_column(test))
+    metrics = evaluate.classification_metrics(test[LABEL].astype(int).to_numpy(), champion.predict_proba(test), arr)
     return metrics, version.version
 
 
@@ -127,7 +140,7 @@ def write_model_folder(target: Path, model: ChurnModel, predictions: pd.DataFram
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def log_to_mlflow(s: Settings, model: ChurnModel, parts: dict, evaluation: dict, features_sha: str, model_dir: Path) -> dict:
+def log_to_mlflow(s: Settings, model: ChurnModel, parts: dict, evaluation: dict, features_sha: str, model_dir: Path, catalog: dict) -> dict:
     """One MLflow run: params, data fingerprint, metrics, the model (registered), and the gate decision."""
     import mlflow
     from mlflow.models import infer_signature
@@ -136,7 +149,7 @@ def log_to_mlflow(s: Settings, model: ChurnModel, parts: dict, evaluation: dict,
     client = tracking.connect(uri)
     experiment_id = tracking.ensure_experiment(client, s.train.experiment, uri)
     name = s.train.registered_model
-    champion_metrics, champion_version = score_champion_on_test(client, name, parts["test"], model.features)
+    champion_metrics, champion_version = score_champion_on_test(client, name, parts["test"], model.features, arr_values(parts["test"], catalog))
 
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params({f"train.{k}": v for k, v in s.train.model_dump(mode="json").items()})
@@ -192,14 +205,14 @@ def main() -> None:
         fitted = fit_baselines(parts, catalog, s.train.seed)
     probabilities = predict_all(model, fitted, parts["test"])
     y_test = parts["test"][LABEL].astype(int).to_numpy()
-    test_metrics = {name: evaluate.classification_metrics(y_test, p, arr_column(parts["test"])) for name, p in probabilities.items()}
+    test_metrics = {name: evaluate.classification_metrics(y_test, p, arr_values(parts["test"], catalog)) for name, p in probabilities.items()}
     evaluation = {"test": test_metrics,
                   "improvement": {b: evaluate.improvement(test_metrics["model"], test_metrics[b]) for b in ("logistic", "health")},
                   "health_flags": [f.description for f in baselines.HealthScore().usable_flags(parts["test"])]}
     for name, m in test_metrics.items():
         LOG.info("test %-8s ROC AUC %.4f  PR AUC %.4f  Brier %.4f  lift@10%% %.2f", name, m["roc_auc"], m["pr_auc"], m["brier"], m["lift_top10"])
     model_dir = s.paths.models
-    write_model_folder(model_dir, model, test_predictions(parts["test"], probabilities), evaluation)
+    write_model_folder(model_dir, model, test_predictions(parts["test"], probabilities, catalog), evaluation)
     with timed("train: mlflow run + registry"):
-        run = log_to_mlflow(s, model, parts, evaluation, file_fingerprint(s.paths.features), model_dir)
+        run = log_to_mlflow(s, model, parts, evaluation, file_fingerprint(s.paths.features), model_dir, catalog)
     (model_dir / RUN_FILE).write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")

@@ -9,7 +9,7 @@ from features.catalogue import FeatureSpec, catalogue_to_json
 SPECS = [
     FeatureSpec("reply_latency_median_hours_90d", "responsiveness", "responsiveness", "Median reply latency",
                 "Customer e-mails wait {value} for a reply (median, last 90 days)", "hours", 1),
-    FeatureSpec("qbr_days_since_last_days", "qbr", "qbr", "Days since last QBR", "Last QBR was {value} ago", "days", 1),
+    FeatureSpec("qbr_since_last_days", "qbr", "qbr", "Days since last QBR", "Last QBR was {value} ago", "days", 1),
     FeatureSpec("usage_trend_ratio_30d", "adoption", "adoption", "Usage trend", "Usage is at {value} of its previous level", "ratio", -1),
     FeatureSpec("tenure_first_year_flag", "tenure", "first_year", "First-year account", "First-year account: {value}", "flag", 1),
     FeatureSpec("renewal_days_to_next_days", "tenure", "renewal", "Days to renewal", "Renewal in {value}", "days", -1),
@@ -35,7 +35,7 @@ def synthetic_features(accounts: int = 400, seed: int = 0) -> pd.DataFrame:
     frame = pd.DataFrame({
         "account_id": pd.array(acc, dtype="string"), "snapshot_date": snap, "label": pd.array(label, dtype="Int8"),
         "churn_date": pd.NaT,
-        "reply_latency_median_hours_90d": latency, "qbr_days_since_last_days": qbr, "usage_trend_ratio_30d": trend,
+        "reply_latency_median_hours_90d": latency, "qbr_since_last_days": qbr, "usage_trend_ratio_30d": trend,
         "tenure_first_year_flag": first.astype(float), "renewal_days_to_next_days": renewal,
         "arr_current_currency": rng.lognormal(10, 1, n),
         "segment": pd.Categorical(rng.choice(["SMB", "Mid-Market", "Enterprise"], n)),

@@ -1,0 +1,45 @@
+"""Account profile: region and segment, as native pandas categoricals.
+
+They carry no risk direction by themselves; they let the model learn that "slow" or
+"quiet" means different things in different regions and segments. Categories are the
+sorted values of the accounts table, so the same export always yields the same codes.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.catalogue import FeatureSpec
+from features.duck import KEY
+
+FAMILY = "context"
+REQUIRES = ("accounts",)
+
+SPECS: list[FeatureSpec] = [
+    FeatureSpec("account_region_category", FAMILY, "context", "Region",
+                "Region: {value}", "category", 0, dtype="category"),
+    FeatureSpec("account_segment_category", FAMILY, "context", "Segment",
+                "Segment: {value}", "category", 0, dtype="category"),
+]
+NAMES = [s.name for s in SPECS]
+_SOURCE = {"account_region_category": "region", "account_segment_category": "segment"}
+
+
+def context_features(tables: dict[str, pd.DataFrame], grid: pd.DataFrame) -> pd.DataFrame:
+    """Region and segment for every (account, snapshot) of ``grid``.
+
+    A plain key lookup, not a time-dependent feature: the accounts table holds today's
+    profile, which we take as stable over the history.
+
+    Returns:
+        ``grid``'s keys plus ``account_region_category`` and ``account_segment_category``
+        (pandas ``category``; missing stays missing).
+    """
+    accounts = tables["accounts"].drop_duplicates("account_id")
+    out = grid[KEY].copy()
+    for name, source in _SOURCE.items():
+        values = accounts[source].astype("string").str.strip()
+        lookup = pd.Series(values.to_numpy(), index=accounts["account_id"].astype("string"))
+        categories = sorted(values.dropna().unique())
+        out[name] = pd.Categorical(out["account_id"].map(lookup), categories=categories)
+    return out

@@ -1,0 +1,99 @@
+"""Tenure and commercial features from contracts known at the snapshot.
+
+Only contracts with ``start_date < s`` exist for a feature at snapshot ``s``: a renewal
+signed for later, a cancellation dated later and the export's ``status`` column (today's
+status, not the status at ``s``) are never read here, as they would leak the label.
+
+The *current contract* at ``s`` is the contract with the latest ``start_date < s`` (ties:
+latest end date, then contract id). In a grace gap after its end it is still the
+"current" one, so ``renewal_countdown_days`` turns negative there.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.catalogue import FeatureSpec
+from features.duck import connect, finish, query
+
+FAMILY = "tenure"
+REQUIRES = ("contracts",)
+
+SPECS: list[FeatureSpec] = [
+    FeatureSpec("tenure_length_days", FAMILY, "first_year", "Customer for",
+                "Customer for {value} (since the first contract started)", "days", -1),
+    FeatureSpec("tenure_first_year_flag", FAMILY, "first_year", "First-year account",
+                "First-year account: {value}", "flag", 1),
+    FeatureSpec("renewal_countdown_days", FAMILY, "renewal", "Days to renewal",
+                "The current contract ends in {value}", "days", -1),
+    FeatureSpec("contract_arr_current_currency", FAMILY, "commercial", "Current ARR",
+                "Current contract is worth {value} a year", "currency", 0),
+    FeatureSpec("contract_arr_change_ratio_last_renewal", FAMILY, "commercial", "ARR change at last renewal",
+                "ARR at the last renewal was {value} times the previous contract's", "ratio", -1),
+    FeatureSpec("contract_seats_change_seats_last_renewal", FAMILY, "commercial", "Seat change at last renewal",
+                "Seats changed by {value} at the last renewal", "seats", -1),
+    FeatureSpec("contract_renewals_count", FAMILY, "commercial", "Renewals so far",
+                "The account has renewed {value} times", "count", -1),
+]
+NAMES = [s.name for s in SPECS]
+
+
+def known_contracts_sql() -> str:
+    """Contracts started before each grid snapshot, ranked newest first (``recency`` 1 = current).
+
+    Joins on the grid (not on all snapshots) because contracts are few per account.
+    """
+    return """
+        SELECT g.account_id, g.snapshot_date, k.start_date, k.end_date, k.arr, k.seats,
+               row_number() OVER (PARTITION BY g.account_id, g.snapshot_date
+                                  ORDER BY k.start_date DESC, k.end_date DESC, k.contract_id DESC) AS recency
+        FROM grid g JOIN contracts k
+          ON k.account_id = g.account_id AND k.start_date < g.snapshot_date
+    """
+
+
+def current_contract_sql() -> str:
+    """One row per grid row: end date and seats of the current contract (shared with qbr and adoption)."""
+    return f"""
+        SELECT account_id, snapshot_date, end_date AS current_end, seats AS current_seats
+        FROM ({known_contracts_sql()}) WHERE recency = 1
+    """
+
+
+def tenure_sql() -> str:
+    """Per (account, snapshot): tenure, renewal countdown, ARR and the last renewal's changes."""
+    return f"""
+    WITH known AS ({known_contracts_sql()}),
+    agg AS (
+        SELECT account_id, snapshot_date,
+               date_diff('day', min(start_date), snapshot_date) AS tenure_length_days,
+               date_diff('day', snapshot_date, max(CASE WHEN recency = 1 THEN end_date END)) AS renewal_countdown_days,
+               max(CASE WHEN recency = 1 THEN arr END) AS arr_now,
+               max(CASE WHEN recency = 2 THEN arr END) AS arr_before,
+               max(CASE WHEN recency = 1 THEN seats END) AS seats_now,
+               max(CASE WHEN recency = 2 THEN seats END) AS seats_before,
+               count(*) - 1 AS contract_renewals_count
+        FROM known GROUP BY account_id, snapshot_date
+    )
+    SELECT account_id, snapshot_date, tenure_length_days,
+           CASE WHEN tenure_length_days < 365 THEN 1 ELSE 0 END AS tenure_first_year_flag,
+           renewal_countdown_days,
+           arr_now AS contract_arr_current_currency,
+           arr_now / nullif(arr_before, 0) AS contract_arr_change_ratio_last_renewal,
+           seats_now - seats_before AS contract_seats_change_seats_last_renewal,
+           contract_renewals_count
+    FROM agg
+    """
+
+
+def tenure_features(tables: dict[str, pd.DataFrame], grid: pd.DataFrame) -> pd.DataFrame:
+    """Tenure, renewal and commercial features for every (account, snapshot) of ``grid``.
+
+    Returns:
+        ``grid``'s keys plus the float64 columns in ``NAMES``.
+    """
+    contracts = tables["contracts"][["contract_id", "account_id", "start_date", "end_date", "arr", "seats"]]
+    con = connect({"contracts": contracts}, grid)
+    result = query(con, tenure_sql())
+    con.close()
+    return finish(grid, result, NAMES)

@@ -1,0 +1,61 @@
+"""The `features` stage: canonical tables in, labelled point-in-time features out.
+
+Thin on purpose: read ``<interim>/<table>.parquet`` for the tables that exist, call
+``features.build.build_features``, write ``features.parquet`` and ``feature_catalog.json``
+atomically, and log rows in, rows out and rows/s.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from features.build import build_features
+from features.errors import InputError
+from features.schemas import SCHEMAS, TABLES
+from pipelines.config import settings
+from pipelines.io import write_json, write_parquet
+from pipelines.logs import timed
+
+LOG = logging.getLogger("churn.features")
+
+
+def read_tables(interim: Path) -> dict[str, pd.DataFrame]:
+    """Every canonical table present in ``interim``, coerced to the contract's dtypes."""
+    if not interim.is_dir():
+        raise InputError(f"{interim}: canonical tables folder not found (run `churn ingest` first)")
+    tables: dict[str, pd.DataFrame] = {}
+    for name in TABLES:
+        path = interim / f"{name}.parquet"
+        if not path.exists():
+            LOG.info("features: %s absent, its family will be dropped", path)
+            continue
+        frame = pd.read_parquet(path)
+        missing = [c for c in TABLES[name].column_names if c not in frame.columns]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+        tables[name] = SCHEMAS[name].validate(frame[TABLES[name].column_names])
+    return tables
+
+
+def main(interim: Path | None = None, out: Path | None = None, engine: str | None = None) -> None:
+    """Compute features and labels for every weekly snapshot and write them to ``out``."""
+    cfg = settings()
+    interim = Path(interim or cfg.paths.interim)
+    out_dir = Path(out) if out is not None else cfg.paths.processed
+    engine = engine or cfg.features.engine
+    if engine != "duckdb":
+        raise InputError(f"engine {engine!r} is not available yet; use duckdb")
+
+    tables = read_tables(interim)
+    rows_in = sum(len(t) for t in tables.values())
+    with timed("features", rows_in) as info:
+        frame, catalogue = build_features(tables, None, cfg.features)
+        info["rows"] = rows_in
+    LOG.info("features: %s rows in, %s rows out (%d features)", f"{rows_in:,}", f"{len(frame):,}",
+             len(catalogue["features"]))
+    catalogue["engine"] = engine
+    write_parquet(frame, out_dir / "features.parquet")
+    write_json(catalogue, out_dir / "feature_catalog.json")

@@ -1,0 +1,44 @@
+"""Stage `ingest`: an export folder in, canonical PII-free Parquet tables and reports/ingest.json out.
+
+Thin on purpose: the rules live in ``pipelines.ingestion``; this module resolves the
+defaults from params.yaml, runs them and writes the outputs atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pipelines.config import settings
+from pipelines.ingestion import IngestResult, ingest_export
+from pipelines.io import write_json, write_parquet
+from pipelines.logs import timed
+
+LOG = logging.getLogger("churn.ingest")
+
+
+def main(export: Path | None = None, preset: str | None = None, out: Path | None = None) -> None:
+    """Ingest ``export`` with ``preset`` into ``out`` (each defaulting to params.yaml)."""
+    cfg = settings()
+    export = Path(export or cfg.data.export_dir)
+    preset = preset or cfg.data.preset
+    out = Path(out or cfg.paths.interim)
+    with timed("ingest") as info:
+        result = ingest_export(export, preset)
+        write_outputs(result, out, cfg.paths.ingest_report)
+        info["rows"] = sum(r.rows_read for r in result.report.tables.values())
+
+
+def write_outputs(result: IngestResult, out: Path, report_path: Path) -> None:
+    """``<out>/<table>.parquet``, ``<out>/rejected/<table>.parquet`` and the JSON report; one log line per table."""
+    for name, frame in result.tables.items():
+        write_parquet(frame, out / f"{name}.parquet")
+        write_parquet(result.rejected[name], out / "rejected" / f"{name}.parquet")
+        LOG.info(result.report.tables[name].summary_line())
+    for name in result.report.tables_absent:
+        # a table absent from this export must not be read downstream from an earlier run
+        (out / f"{name}.parquet").unlink(missing_ok=True)
+        (out / "rejected" / f"{name}.parquet").unlink(missing_ok=True)
+    if result.report.tables_absent:
+        LOG.info("tables absent (their features are left out): %s", ", ".join(result.report.tables_absent))
+    write_json(result.report.to_dict(), report_path)

@@ -1,0 +1,158 @@
+"""Read one export file into a frame of strings, whatever the CSV dialect.
+
+Real exports come from Excel, from CRMs set to a European locale and from warehouses:
+UTF-8 BOMs, Windows line endings, `;` or tab delimiters, quoted multi-line fields,
+empty files. Everything is read as text first so that each value that cannot be parsed
+later can be traced back to its row.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import gzip
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import InputError
+
+EXTENSIONS = (".csv", ".csv.gz", ".parquet")
+DELIMITERS = (",", ";", "\t", "|")
+ROW = "_row"  # 1-based position of the data row in its file, kept for rejected rows
+_HEAD_BYTES = 64 * 1024
+_BOM = b"\xef\xbb\xbf"
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+@dataclass
+class RawTable:
+    """One file as read: the rows, where they came from and what was fixed on the way."""
+
+    frame: pd.DataFrame
+    path: Path
+    empty_file: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def find_file(folder: Path, names: list[str]) -> Path | None:
+    """The file for one table: ``<name>.csv``, ``.csv.gz`` or ``.parquet``, any letter case.
+
+    ``names`` are tried in order (glob patterns allowed); the first that matches wins.
+    Two files for the same name (e.g. ``accounts.csv`` and ``accounts.parquet``) are
+    ambiguous, so they raise instead of one being picked silently.
+    """
+    files = {p.name.lower(): p for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
+    for name in names:
+        patterns = [f"{name.lower()}{ext}" for ext in EXTENSIONS]
+        found = sorted({files[f] for f in files for pattern in patterns if fnmatch.fnmatchcase(f, pattern)})
+        if len(found) > 1:
+            listed = ", ".join(p.name for p in found)
+            raise InputError(f"{folder}: several files for '{name}' ({listed}); keep one")
+        if found:
+            return found[0]
+    return None
+
+
+def looked_for(names: list[str]) -> str:
+    """The file names ``find_file`` tries, for error messages."""
+    return ", ".join(f"{name}{ext}" for name in names for ext in EXTENSIONS)
+
+
+def read_export_file(path: Path) -> RawTable:
+    """Read a CSV (plain or gzipped) as strings, or a Parquet file as stored."""
+    if path.name.lower().endswith(".parquet"):
+        frame = pd.read_parquet(path)
+        return RawTable(_with_row_numbers(frame), path)
+    return _read_csv(path)
+
+
+def _read_csv(path: Path) -> RawTable:
+    head = _head_bytes(path)
+    notes: list[str] = []
+    if not head.removeprefix(_BOM).strip():
+        return RawTable(pd.DataFrame({ROW: pd.Series(dtype="int64")}), path, empty_file=True,
+                        notes=["empty file (0 bytes): read as a zero-row table"])
+    if head.startswith(_BOM):
+        notes.append("UTF-8 byte-order mark removed")
+    if b"\r\n" in head:
+        notes.append("Windows (CRLF) line endings read as plain newlines")
+    encoding = _encoding(head)
+    if encoding != "utf-8-sig":
+        notes.append(f"not valid UTF-8: decoded as {encoding}")
+    text_head = head.decode(encoding, errors="replace")
+    delimiter = sniff_delimiter(text_head)
+    if delimiter != ",":
+        notes.append(f"delimiter detected: {_DELIMITER_NAMES[delimiter]}")
+    frame = _parse_csv(path, delimiter, encoding)
+    _refuse_unsplit_header(path, frame)
+    return RawTable(_with_row_numbers(frame), path, notes=notes)
+
+
+def _head_bytes(path: Path) -> bytes:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            return handle.read(_HEAD_BYTES)
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise InputError(f"{path}: cannot be read ({' '.join(str(exc).split())})") from None
+
+
+def _encoding(head: bytes) -> str:
+    """UTF-8 when the head decodes (a cut multi-byte char at the end is tolerated), else cp1252."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:
+            return "cp1252"
+    return "utf-8-sig"
+
+
+def sniff_delimiter(text: str) -> str:
+    """The delimiter of a CSV from its header line: the candidate that appears most often.
+
+    Quoted header names are ignored, so a column called "a;b" does not fool the count.
+    A header without any candidate is a one-column file, read with a comma.
+    """
+    header = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    unquoted = re.sub(r'"[^"]*"', "", header)
+    counts = {d: unquoted.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _parse_csv(path: Path, delimiter: str, encoding: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, na_filter=False,
+                           encoding=encoding, quotechar='"', skip_blank_lines=True, compression="infer")
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+        reason = " ".join(str(exc).split())
+        raise InputError(f"{path}: not a readable CSV ({reason})") from None
+
+
+def _refuse_unsplit_header(path: Path, frame: pd.DataFrame) -> None:
+    """A single column whose name still holds a delimiter means the split went wrong."""
+    if len(frame.columns) == 1 and any(d in str(frame.columns[0]) for d in DELIMITERS):
+        raise InputError(f"{path}: could not split the header into columns with any of "
+                         f"comma, semicolon, tab or pipe (header: {str(frame.columns[0])[:80]!r})")
+
+
+def _with_row_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Trim header whitespace and number the data rows from 1, as a spreadsheet user counts."""
+    frame = frame.rename(columns=lambda c: str(c).strip().lstrip("\ufeff"))
+    frame = frame.reset_index(drop=True)
+    frame[ROW] = pd.RangeIndex(1, len(frame) + 1)
+    return frame
+
+
+def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as nullable strings, for rejected-row files that must keep what was read."""
+    return frame.apply(lambda col: col.astype("string"))
+
+
+__all__ = ["EXTENSIONS", "ROW", "RawTable", "find_file", "looked_for", "read_export_file",
+           "sniff_delimiter", "text_frame"]

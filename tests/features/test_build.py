@@ -1,0 +1,67 @@
+import json
+
+import pandas as pd
+import pytest
+
+from canonical_frames import random_export
+from features.build import all_specs, build_features
+from features.catalogue import catalogue_from_json
+from features.errors import InputError
+
+PARAMS = {"first_snapshot": "2024-03-04", "frequency_days": 7, "horizon_days": 90, "grace_days": 30,
+          "business_hours": [9, 18]}
+
+
+@pytest.fixture(scope="module")
+def export():
+    return random_export(n_accounts=5, seed=3, days=300)
+
+
+def test_columns_dtypes_and_catalogue_agree(export):
+    frame, doc = build_features(export, None, PARAMS)
+    specs = catalogue_from_json(json.loads(json.dumps(doc)))
+    assert list(frame.columns) == ["account_id", "snapshot_date", "label", "churn_date"] + [s.name for s in specs]
+    assert [s.name for s in specs] == [s.name for s in all_specs()]
+    for spec in specs:
+        expected = "category" if spec.dtype == "category" else "float64"
+        assert str(frame[spec.name].dtype) == expected, spec.name
+    assert not frame.duplicated(["account_id", "snapshot_date"]).any()
+    assert doc["dropped_families"] == {} and doc["snapshots"]["horizon_days"] == 90
+    assert frame["snapshot_date"].min() == pd.Timestamp("2024-03-04")
+
+
+def test_names_follow_the_style_and_are_unique():
+    names = [s.name for s in all_specs()]
+    assert len(names) == len(set(names))
+    assert all(n == n.lower() and " " not in n for n in names)
+
+
+def test_absent_optional_tables_drop_their_families(export):
+    tables = {k: v for k, v in export.items() if k not in ("emails", "usage_events")}
+    frame, doc = build_features(tables, ["2024-09-02"], PARAMS)
+    assert set(doc["dropped_families"]) == {"responsiveness", "adoption"}
+    assert "proactive_touch_count_90d" in doc["dropped_features"]     # support keeps its ticket features
+    assert not any(c.startswith("reply_") or c.startswith("usage_") for c in frame.columns)
+    assert "ticket_open_count" in frame.columns
+
+
+def test_explicit_snapshot_dates(export):
+    frame, doc = build_features(export, ["2024-09-09", "2024-09-02"], PARAMS)
+    assert sorted(frame["snapshot_date"].dt.strftime("%Y-%m-%d").unique()) == ["2024-09-02", "2024-09-09"]
+    assert doc["snapshots"]["explicit_dates"] is True
+
+
+def test_context_is_categorical(export):
+    frame, _ = build_features(export, ["2024-09-02"], PARAMS)
+    regions = export["accounts"].set_index("account_id")["region"]
+    assert list(frame["account_region_category"].cat.categories) == sorted(regions.unique())
+    for row in frame.itertuples():
+        assert row.account_region_category == regions[row.account_id]
+
+
+def test_missing_required_table_or_column_is_an_input_error(export):
+    with pytest.raises(InputError, match="contracts"):
+        build_features({"accounts": export["accounts"]}, None, PARAMS)
+    broken = dict(export, emails=export["emails"].drop(columns=["thread_id"]))
+    with pytest.raises(InputError, match="emails: missing column"):
+        build_features(broken, None, PARAMS)
