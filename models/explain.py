@@ -109,7 +109,9 @@ def top_reasons(
                 break
             signal = by_signal.columns[j]
             cols = features_of[signal]
-            best = cols[int(np.argmax(values[i, cols]))]
+            # Word the reason from a feature the account has a value for: "no data" explains nothing.
+            known = [c for c in cols if not _is_missing(X.iat[i, c])] or cols
+            best = known[int(np.argmax(values[i, known]))]
             feature = contrib.values.columns[best]
             rank += 1
             record[f"reason_{rank}"] = word_reason(specs[feature], X.iat[i, best], references.get(feature))
@@ -122,6 +124,10 @@ def top_reasons(
             if col not in out:
                 out[col] = pd.Series(pd.NA, index=out.index, dtype="string")
     return out
+
+
+def _is_missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
 def what_changed(now: pd.DataFrame, before: pd.DataFrame) -> pd.Series:

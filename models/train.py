@@ -101,6 +101,15 @@ def model_matrix(frame: pd.DataFrame, features: list[str], levels: dict[str, lis
     return X
 
 
+def monotone_constraints(catalog_doc: dict) -> list[int]:
+    """The catalogue's risk direction per feature: more latency can never lower risk, and so on.
+
+    Directions encode what customer success knows; constraining the trees to them makes the
+    explanations and the what-if behaviour trustworthy at a small cost in fit.
+    """
+    return [int(f["risk_direction"]) if f["dtype"] != "category" else 0 for f in catalog_doc["features"]]
+
+
 def lightgbm_params(p, positive_weight: float) -> dict:
     """Deterministic LightGBM settings: same data and params give the same model bytes."""
     # Early stopping watches log loss (what calibration cares about) on unweighted training;
@@ -228,6 +237,9 @@ def train_model(
     X_valid, y_valid = model_matrix(parts["valid"], features, levels), parts["valid"][LABEL].astype(int)
     weight = positive_weight(y_train, params.scale_pos_weight)
     lgb_params = lightgbm_params(params, weight)
+    if params.monotone:
+        lgb_params["monotone_constraints"] = monotone_constraints(catalog_doc)
+        lgb_params["monotone_constraints_method"] = "intermediate"
     train_set = lgb.Dataset(X_train, y_train, categorical_feature=list(levels) or "auto", free_raw_data=False)
     valid_set = lgb.Dataset(X_valid, y_valid, reference=train_set)
     booster = lgb.train(

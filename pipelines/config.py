@@ -88,6 +88,7 @@ class TrainParams(_Strict):
     bagging_freq: int = 1
     lambda_l2: float = 1.0
     scale_pos_weight: float | Literal["auto"] = "auto"
+    monotone: bool = True
     registered_model: str = "churn-lgbm"
     experiment: str = "churn"
 
