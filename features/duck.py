@@ -1,6 +1,7 @@
-"""The DuckDB plumbing shared by every feature family.
+"""The SQL plumbing shared by every feature family.
 
-Each family is one SQL query run on an in-memory DuckDB connection where the canonical
+Each family is one SQL query run on an engine (``features.engine``: in-memory DuckDB by
+default, or Spark) where the canonical
 frames are registered as views. Two conventions keep the SQL portable (a later task
 transpiles it to Spark) and point-in-time safe:
 
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import duckdb
 import pandas as pd
+
+from features.engine import Engine, open_engine
 
 KEY = ["account_id", "snapshot_date"]
 
@@ -31,10 +33,9 @@ def naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def connect(tables: Mapping[str, pd.DataFrame], grid: pd.DataFrame | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection with the tables (and the snapshot grid) registered as views."""
-    con = duckdb.connect(database=":memory:")
-    con.execute("SET TimeZone = 'UTC'")
+def connect(tables: Mapping[str, pd.DataFrame], grid: pd.DataFrame | None = None) -> Engine:
+    """An engine of the current kind (``features.engine.use_engine``) with the tables and grid as views."""
+    con = open_engine()
     for name, frame in tables.items():
         con.register(name, naive_utc(frame))
     if grid is not None:
@@ -44,9 +45,9 @@ def connect(tables: Mapping[str, pd.DataFrame], grid: pd.DataFrame | None = None
     return con
 
 
-def query(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
-    """Run one query and return a pandas frame."""
-    return con.execute(sql).df()
+def query(con: Engine, sql: str) -> pd.DataFrame:
+    """Run one (DuckDB-dialect, portable) query and return a pandas frame."""
+    return con.query(sql)
 
 
 def finish(grid: pd.DataFrame, result: pd.DataFrame, names: list[str], counts: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -108,10 +108,7 @@ def top_reasons(
             if signal_matrix[i, j] <= 0 or rank >= top:
                 break
             signal = by_signal.columns[j]
-            cols = features_of[signal]
-            # Word the reason from a feature the account has a value for: "no data" explains nothing.
-            known = [c for c in cols if not _is_missing(X.iat[i, c])] or cols
-            best = known[int(np.argmax(values[i, known]))]
+            best = _wording_feature(i, features_of[signal], X, values, specs, references, contrib.values.columns)
             feature = contrib.values.columns[best]
             rank += 1
             record[f"reason_{rank}"] = word_reason(specs[feature], X.iat[i, best], references.get(feature))
@@ -124,6 +121,21 @@ def top_reasons(
             if col not in out:
                 out[col] = pd.Series(pd.NA, index=out.index, dtype="string")
     return out
+
+
+def _wording_feature(i: int, cols: list[int], X: pd.DataFrame, values: np.ndarray, specs: dict[str, FeatureSpec],
+                     references: dict[str, float], names: pd.Index) -> int:
+    """The feature that words a signal's reason: the most risk-raising one whose value is on the
+    risky side of what retained accounts show; "no data" or a reassuring value explains nothing."""
+    known = [c for c in cols if not _is_missing(X.iat[i, c])]
+
+    def on_risky_side(c: int) -> bool:
+        spec, ref = specs[names[c]], references.get(names[c])
+        return spec.risk_direction == 0 or ref is None or (float(X.iat[i, c]) - ref) * spec.risk_direction > 0
+
+    risky = [c for c in known if values[i, c] > 0 and on_risky_side(c)]
+    pool = risky or known or cols
+    return pool[int(np.argmax(values[i, pool]))]
 
 
 def _is_missing(value) -> bool:

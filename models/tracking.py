@@ -31,6 +31,10 @@ def connect(uri: str):
     """Point MLflow at ``uri`` and fail in one line, naming it, if it cannot be reached."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # Progress bars would flood the stage logs; pip requirements are pinned explicitly, so
+    # MLflow need not inspect the uv project to infer them.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
     import mlflow
     from mlflow import MlflowClient
 
@@ -95,6 +99,18 @@ def champion_version(client, name: str):
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
+
+
+def version_label(client, model_uri: str) -> str:
+    """``name/version`` for a registry URI (aliases resolved), so the CSV says which model scored it."""
+    ref = model_uri.removeprefix("models:/")
+    if not model_uri.startswith("models:/") or "@" not in ref:
+        return ref
+    name, alias = ref.split("@", 1)
+    try:
+        return f"{name}/{client.get_model_version_by_alias(name, alias).version}"
+    except Exception:  # an alias that vanished between download and lookup: keep the URI
+        return ref
 
 
 def download_model(model_uri: str, dest: Path | None = None) -> Path:

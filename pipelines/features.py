@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 
 from features.build import build_features
+from features.engine import ENGINES, stop_spark, use_engine
 from features.errors import InputError
 from features.schemas import SCHEMAS, TABLES
 from pipelines.config import settings
-from pipelines.io import write_json, write_parquet
+from pipelines.io import atomic_paths, json_text
 from pipelines.logs import timed
 
 LOG = logging.getLogger("churn.features")
@@ -46,16 +47,22 @@ def main(interim: Path | None = None, out: Path | None = None, engine: str | Non
     interim = Path(interim or cfg.paths.interim)
     out_dir = Path(out) if out is not None else cfg.paths.processed
     engine = engine or cfg.features.engine
-    if engine != "duckdb":
-        raise InputError(f"engine {engine!r} is not available yet; use duckdb")
+    if engine not in ENGINES:
+        raise InputError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
 
     tables = read_tables(interim)
     rows_in = sum(len(t) for t in tables.values())
-    with timed("features", rows_in) as info:
-        frame, catalogue = build_features(tables, None, cfg.features)
+    LOG.info("features: engine %s", engine)
+    with timed("features", rows_in) as info, use_engine(engine):
+        try:
+            frame, catalogue = build_features(tables, None, cfg.features)
+        finally:
+            stop_spark()
         info["rows"] = rows_in
     LOG.info("features: %s rows in, %s rows out (%d features)", f"{rows_in:,}", f"{len(frame):,}",
              len(catalogue["features"]))
     catalogue["engine"] = engine
-    write_parquet(frame, out_dir / "features.parquet")
-    write_json(catalogue, out_dir / "feature_catalog.json")
+    # the table and its catalogue go together: both are renamed into place only once both are written
+    with atomic_paths(out_dir / "features.parquet", out_dir / "feature_catalog.json") as (table_tmp, catalog_tmp):
+        frame.to_parquet(table_tmp, index=False)
+        catalog_tmp.write_text(json_text(catalogue))

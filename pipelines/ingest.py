@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipelines.config import settings
 from pipelines.ingestion import IngestResult, ingest_export
-from pipelines.io import write_json, write_parquet
+from pipelines.io import replace_folder, write_json, write_parquet
 from pipelines.logs import timed
 
 LOG = logging.getLogger("churn.ingest")
@@ -30,15 +30,22 @@ def main(export: Path | None = None, preset: str | None = None, out: Path | None
 
 
 def write_outputs(result: IngestResult, out: Path, report_path: Path) -> None:
-    """``<out>/<table>.parquet``, ``<out>/rejected/<table>.parquet`` and the JSON report; one log line per table."""
-    for name, frame in result.tables.items():
-        write_parquet(frame, out / f"{name}.parquet")
-        write_parquet(result.rejected[name], out / "rejected" / f"{name}.parquet")
+    """``<out>/<table>.parquet``, ``<out>/rejected/<table>.parquet`` and the JSON report; one log line per table.
+
+    ``out`` is replaced whole (staged, then swapped), so a failed or interrupted run never
+    leaves tables of two runs side by side, and a table absent from this export is not read
+    downstream from an earlier run. The report is written last: it describes what is in ``out``.
+    """
+    doc = result.report.to_dict()  # checks the accounting before anything is replaced
+
+    def fill(staging: Path) -> None:
+        for name, frame in result.tables.items():
+            write_parquet(frame, staging / f"{name}.parquet")
+            write_parquet(result.rejected[name], staging / "rejected" / f"{name}.parquet")
+
+    replace_folder(out, fill)
+    for name in result.tables:
         LOG.info(result.report.tables[name].summary_line())
-    for name in result.report.tables_absent:
-        # a table absent from this export must not be read downstream from an earlier run
-        (out / f"{name}.parquet").unlink(missing_ok=True)
-        (out / "rejected" / f"{name}.parquet").unlink(missing_ok=True)
     if result.report.tables_absent:
         LOG.info("tables absent (their features are left out): %s", ", ".join(result.report.tables_absent))
-    write_json(result.report.to_dict(), report_path)
+    write_json(doc, report_path)

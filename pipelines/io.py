@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -49,3 +50,57 @@ def write_json(doc: dict, target: Path | str) -> None:
     """Pretty, key-sorted JSON (stable bytes for DVC), written atomically."""
     text = json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"
     write_atomic(target, lambda tmp: tmp.write_text(text))
+
+
+def replace_folder(target: Path | str, fill: Callable[[Path], None]) -> None:
+    """Run ``fill(staging)`` in a sibling folder, then swap it in for ``target`` whole.
+
+    For stages that write several files (ingest: one Parquet per table plus rejected rows):
+    a failure or an interrupt before the swap leaves every previous file as it was, so
+    downstream never reads a mix of two runs. Leftovers of a killed run are removed first.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    backup = target.with_name(f".{target.name}.old")
+    _recover(target, backup)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    try:
+        fill(staging)
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700
+        if target.exists():
+            target.rename(backup)
+        staging.rename(target)
+    except BaseException:
+        if backup.exists() and not target.exists():  # interrupted between the two renames
+            backup.rename(target)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _recover(target: Path, backup: Path) -> None:
+    """Undo what a killed ``replace_folder`` left: restore the previous folder, drop half-filled stagings."""
+    if backup.exists():
+        if target.exists():
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            backup.rename(target)
+    for stale in target.parent.glob(f".{target.name}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextmanager
+def atomic_paths(*targets: Path | str) -> Iterator[list[Path]]:
+    """Temporary paths for several files that belong together, renamed into place together on success.
+
+    The renames follow each other with nothing in between, so a reader never pairs a new
+    file with an old companion (e.g. features.parquet and its feature_catalog.json).
+    """
+    with ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(t)) for t in targets]
+
+
+def json_text(doc: dict) -> str:
+    """Pretty, key-sorted JSON (stable bytes for DVC)."""
+    return json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"

@@ -83,9 +83,9 @@ def default_as_of(tables: dict[str, pd.DataFrame]) -> dt.date:
 def load_model(spec: str | None, s: Settings) -> tuple[ChurnModel, str]:
     """A model from a folder (default data/models/) or the registry (models:/name@alias); and its version label."""
     if spec and spec.startswith(("models:/", "runs:/")):
-        tracking.connect(tracking.resolve_tracking_uri(s.paths.mlflow_db))
+        client = tracking.connect(tracking.resolve_tracking_uri(s.paths.mlflow_db))
         model = ChurnModel.load(tracking.load_registered_files(spec))
-        return model, spec.removeprefix("models:/")
+        return model, tracking.version_label(client, spec)
     folder = Path(spec) if spec else s.paths.models
     model = ChurnModel.load(folder)
     run_file = folder / "mlflow_run.json"

@@ -163,8 +163,11 @@ def log_to_mlflow(s: Settings, model: ChurnModel, parts: dict, evaluation: dict,
         X_example = model.matrix(parts["test"].head(5))
         signature = infer_signature(X_example, model.booster.predict(X_example, raw_score=True))
         extras = [str(model_dir / f) for f in ("calibrator.json", "features.json", "metadata.json")]
+        # The input example documents the expected frame; serving validation is skipped because
+        # JSON cannot carry pandas categoricals (region, segment): score through `churn score`.
         info = mlflow.lightgbm.log_model(
-            model.booster, name="model", signature=signature,
+            model.booster, name="model", signature=signature, input_example=X_example,
+            validate_serving_input=False,
             pip_requirements=[f"lightgbm=={lgb.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
             extra_files=extras, registered_model_name=name,
         )

@@ -18,12 +18,14 @@ import pandas as pd
 from features.errors import InputError
 from features.schemas import SCHEMAS, TABLES, Table, empty_table, pandas_dtype
 from pipelines.ingestion import repairs
-from pipelines.ingestion.presets import (Mapping, SourceSpec, apply_derivations, apply_filters, column_format,
-                                         load_mapping, map_columns)
+from pipelines.ingestion.presets import (BUILT_IN, Mapping, SourceSpec, apply_derivations, apply_filters,
+                                         column_format, load_mapping, map_columns, unread_columns)
 from pipelines.ingestion.readers import ROW, RawTable, find_file, looked_for, read_export_file, text_frame
 from pipelines.ingestion.report import IngestReport, TableReport
 
 REJECTED_META = ("file", "row")
+TRUNCATED_ROW = "truncated row (file ends mid-row)"
+WRONG_TYPE_MIN_ROWS = 2  # a single unparseable value is a bad row; a whole column of them, a wrong type
 
 
 @dataclass
@@ -87,7 +89,8 @@ def _locate(export_dir: Path, mapping: Mapping, table: Table) -> tuple[SourceSpe
     if not found:
         if table.required:
             names = [n for s in sources for n in s.file]
-            raise InputError(f"{export_dir}: required table '{table.name}' not found (looked for {looked_for(names)})")
+            raise InputError(f"{export_dir}: required table '{table.name}' not found (looked for {looked_for(names)})"
+                             f"{_other_preset_hint(export_dir, mapping, table)}")
         return None
     (source, path), others = found[0], found[1:]
     ignored = [f"{p.name} ignored: {path.name} takes precedence for {table.name}" for _, p in others]
@@ -95,6 +98,19 @@ def _locate(export_dir: Path, mapping: Mapping, table: Table) -> tuple[SourceSpe
     if raw.empty_file and table.required:
         raise InputError(f"{path}: file is empty (0 bytes); required table '{table.name}' needs at least its header")
     return source, raw, ignored
+
+
+def _other_preset_hint(export_dir: Path, mapping: Mapping, table: Table) -> str:
+    """When another built-in preset finds the table, the user most likely passed the wrong preset."""
+    for name in BUILT_IN:
+        if name == mapping.name:
+            continue
+        spec = load_mapping(name).tables.get(table.name)
+        for source in spec.sources if spec else []:
+            path = find_file(export_dir, source.file)
+            if path is not None:
+                return f"; {path.name} is there: this looks like a '{name}' export, try --preset {name}"
+    return ""
 
 
 class _Verdicts:
@@ -130,9 +146,14 @@ def ingest_table(raw: RawTable, source: SourceSpec, table: Table, reference: dt.
     report.notes.extend(notes)
     rows = raw.frame.loc[keep, ROW]
     text = map_columns(raw.frame.loc[keep], source, table, raw.path)
+    unread = unread_columns(raw.frame, source)
+    if unread:
+        report.notes.append(f"columns ignored (not in the mapping): {', '.join(unread)}")
     text, repaired = _clean_text(text, table)
     verdicts = _Verdicts(text.index)
-    typed = _typed(text, source, table, verdicts, repaired)
+    if raw.cut_last_row:
+        verdicts.reject(rows == len(raw.frame), TRUNCATED_ROW)
+    typed = _typed(text, source, table, verdicts, repaired, raw.path, rows)
     typed, derived = apply_derivations(typed, source.derive)
     for target, mask in derived.items():
         repaired[f"{target} derived ({source.derive[target]})"] = mask
@@ -161,17 +182,45 @@ def _clean_text(text: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[st
 
 
 def _typed(text: pd.DataFrame, source: SourceSpec, table: Table, verdicts: _Verdicts,
-           repaired: dict[str, pd.Series]) -> pd.DataFrame:
+           repaired: dict[str, pd.Series], path: Path, rows: pd.Series) -> pd.DataFrame:
     """Coerce column by column; an unparseable value rejects its row with the column's name."""
     typed = pd.DataFrame(index=text.index)
     converted = pd.Series(False, index=text.index)
     for column in table.columns:
         parsed = repairs.coerce(text[column.name], column, column_format(source, column.name))
+        _refuse_wrong_type(text[column.name], parsed.bad, column, source, path, rows)
         typed[column.name] = parsed.values
         verdicts.reject(parsed.bad, f"unparseable {column.name}")
         converted |= parsed.converted
     repaired["offset converted to UTC"] = converted
     return typed
+
+
+def _refuse_wrong_type(values: pd.Series, bad: pd.Series, column, source: SourceSpec, path: Path,
+                       rows: pd.Series) -> None:
+    """A column where no value parses (two or more) has the wrong type: one error, not thousands of rejects.
+
+    Rejecting every row would leave an empty table that fails later, far from its cause.
+    """
+    filled = int(values.notna().sum())
+    if filled < WRONG_TYPE_MIN_ROWS or int(bad.sum()) < filled:
+        return
+    spec = source.columns.get(column.name)
+    named = f"'{spec.source[0]}' ({column.name})" if spec and spec.source != [column.name] else f"'{column.name}'"
+    where = _row_list(rows[bad])
+    example = str(values[bad].iloc[0])[:30]
+    expected = {"timestamp": "a timestamp", "date": "a date", "float": "a number", "int": "a whole number",
+                "bool": "true/false"}.get(column.dtype, column.dtype)
+    hint = " or set its format in a mapping file" if column.dtype in ("timestamp", "date") else ""
+    raise InputError(f"{path}: column {named}: no value parses as {expected} ({where}, e.g. {example!r}); "
+                     f"fix the column in the export{hint}")
+
+
+def _row_list(rows: pd.Series, shown: int = 3) -> str:
+    """``rows 1, 2, 3 and 1170 more``: enough to find them, short enough for one line."""
+    numbers = [str(int(r)) for r in rows.head(shown)]
+    more = len(rows) - len(numbers)
+    return f"rows {', '.join(numbers)}" + (f" and {more:,} more" if more > 0 else "")
 
 
 def _apply_reject_rules(typed: pd.DataFrame, table: Table, reference: dt.date, known_accounts: pd.Index | None,

@@ -9,6 +9,7 @@ Amplitude). The logic here is generic: nothing is specific to one CRM.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from features.meetings_titles import OTHER, classify_meeting_title
 from features.schemas import TABLES, Table
 
 PRESETS_DIR = Path(__file__).parent / "presets"
+EXAMPLE_MAPPING = "pipelines/ingestion/presets/examples/mapping_example.yaml"
 BUILT_IN = ("canonical", "salesforce", "hubspot")
 TIMESTAMP_FORMATS = ("auto", "iso", "salesforce", "epoch_ms", "epoch_s")
 _TERM = re.compile(r"\s*([+-])\s*(\d+)\s*(day|days|month|months|year|years)\s*")
@@ -247,7 +249,7 @@ def map_columns(frame: pd.DataFrame, source: SourceSpec, table: Table, path: Pat
         elif present:
             out[name] = _column_values(frame, present, spec)
         elif column.required and name not in source.defaults and name not in source.derive:
-            raise InputError(_missing_column_message(path, name, spec, table, frame))
+            raise InputError(_missing_column_message(path, name, spec, table, frame, source))
         else:
             out[name] = pd.Series(pd.NA, index=frame.index, dtype="string")
         if name in source.defaults:
@@ -255,13 +257,34 @@ def map_columns(frame: pd.DataFrame, source: SourceSpec, table: Table, path: Pat
     return out
 
 
-def _missing_column_message(path: Path, name: str, spec: ColumnSpec | None, table: Table, frame: pd.DataFrame) -> str:
+def _missing_column_message(path: Path, name: str, spec: ColumnSpec | None, table: Table, frame: pd.DataFrame,
+                            source: SourceSpec) -> str:
     found = ", ".join(str(c) for c in frame.columns if c != "_row")
     wanted = spec.source if spec else [name]
     if wanted == [name]:
-        return f"{path}: missing required column '{name}' (columns found: {found})"
-    options = " or ".join(f"'{s}'" for s in wanted)
-    return f"{path}: missing required column {options} for {table.name}.{name} (columns found: {found})"
+        message = f"{path}: missing required column '{name}' (columns found: {found})"
+    else:
+        options = " or ".join(f"'{s}'" for s in wanted)
+        message = f"{path}: missing required column {options} for {table.name}.{name} (columns found: {found})"
+    return message + _rename_hint(wanted, name, table, unread_columns(frame, source))
+
+
+def _rename_hint(wanted: list[str], name: str, table: Table, unread: list[str]) -> str:
+    """A renamed column: point at the unread column that looks like it, and at the mapping file that fixes it."""
+    lowered = {c.lower(): c for c in unread}
+    for candidate in wanted:
+        close = difflib.get_close_matches(candidate.lower(), list(lowered), n=1, cutoff=0.6)
+        if close:
+            column = lowered[close[0]]
+            return (f"; '{column}' looks like a renamed '{candidate}': rename it back, or pass --preset with a "
+                    f"mapping file that maps {table.name}.{name} to '{column}' (start from {EXAMPLE_MAPPING})")
+    return ""
+
+
+def unread_columns(frame: pd.DataFrame, source: SourceSpec) -> list[str]:
+    """Columns of the file the mapping does not read (new columns, personal data, or a renamed one)."""
+    used = {c for spec in source.columns.values() for c in spec.source} | {f.column for f in source.filters}
+    return [str(c) for c in frame.columns if c != "_row" and c not in used]
 
 
 def _column_values(frame: pd.DataFrame, present: list[str], spec: ColumnSpec) -> pd.Series:

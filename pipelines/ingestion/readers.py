@@ -12,6 +12,7 @@ import csv
 import fnmatch
 import gzip
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class RawTable:
     path: Path
     empty_file: bool = False
     notes: list[str] = field(default_factory=list)
+    cut_last_row: bool = False  # the file ends mid-row: its last data row is rejected, not trusted
 
 
 def find_file(folder: Path, names: list[str]) -> Path | None:
@@ -64,9 +66,20 @@ def looked_for(names: list[str]) -> str:
 def read_export_file(path: Path) -> RawTable:
     """Read a CSV (plain or gzipped) as strings, or a Parquet file as stored."""
     if path.name.lower().endswith(".parquet"):
-        frame = pd.read_parquet(path)
-        return RawTable(_with_row_numbers(frame), path)
+        return RawTable(_with_row_numbers(_read_parquet(path)), path)
     return _read_csv(path)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A Parquet file as stored; a truncated or corrupt one is a user error, not a traceback."""
+    import pyarrow
+
+    try:
+        return pd.read_parquet(path)
+    except (pyarrow.ArrowException, OSError, ValueError) as exc:
+        reason = " ".join(str(exc).replace(f"'{path}'", "").split())[:160]
+        raise InputError(f"{path}: not a readable Parquet file, truncated or corrupt ({reason}); "
+                         "export it again") from None
 
 
 def _read_csv(path: Path) -> RawTable:
@@ -88,7 +101,25 @@ def _read_csv(path: Path) -> RawTable:
         notes.append(f"delimiter detected: {_DELIMITER_NAMES[delimiter]}")
     frame = _parse_csv(path, delimiter, encoding)
     _refuse_unsplit_header(path, frame)
-    return RawTable(_with_row_numbers(frame), path, notes=notes)
+    cut = len(frame) > 0 and _ends_mid_row(path)
+    if cut:
+        notes.append("file does not end with a newline: the last row may be cut off, so it is rejected")
+    return RawTable(_with_row_numbers(frame), path, notes=notes, cut_last_row=cut)
+
+
+def _ends_mid_row(path: Path) -> bool:
+    """A plain CSV whose last byte is not a newline was probably cut mid-row (an interrupted download).
+
+    Gzipped files are not checked: a cut .gz fails to decompress and is refused as a whole.
+    """
+    if path.name.lower().endswith(".gz"):
+        return False
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, 2)
+        return handle.read(1) not in (b"\n", b"\r")
 
 
 def _head_bytes(path: Path) -> bytes:
@@ -132,6 +163,9 @@ def _parse_csv(path: Path, delimiter: str, encoding: str) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, csv.Error, ValueError) as exc:
         reason = " ".join(str(exc).split())
         raise InputError(f"{path}: not a readable CSV ({reason})") from None
+    except (EOFError, OSError, zlib.error) as exc:  # a cut or corrupt .gz; click would print only "Aborted!"
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        raise InputError(f"{path}: compressed file is truncated or corrupt ({reason}); export it again") from None
 
 
 def _refuse_unsplit_header(path: Path, frame: pd.DataFrame) -> None:

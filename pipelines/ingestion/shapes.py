@@ -15,6 +15,8 @@ vocabulary becomes a title classified as "other" instead of being rejected.
 
 from __future__ import annotations
 
+import gzip
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,8 +77,18 @@ def _write(frame: pd.DataFrame, target: Path) -> None:
         write_parquet(frame, target)
     else:
         # the temporary name hides the suffix; level 1: gzip -9 would triple the time for a few % of size
-        compression = {"method": "gzip", "compresslevel": 1} if target.name.endswith(".gz") else None
-        write_atomic(target, lambda tmp: frame.to_csv(tmp, index=False, compression=compression))
+        write_atomic(target, lambda tmp: _write_csv(frame, tmp, gz=target.name.endswith(".gz")))
+
+
+def _write_csv(frame: pd.DataFrame, path: Path, gz: bool) -> None:
+    """CSV, gzipped without a file name or time in the header, so the same export gives the same bytes."""
+    if not gz:
+        frame.to_csv(path, index=False)
+        return
+    with (open(path, "wb") as raw,
+          gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as sink,
+          io.TextIOWrapper(sink, encoding="utf-8", newline="") as text):
+        frame.to_csv(text, index=False)
 
 
 # --- value formats --------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""End to end: `dvc repro` on the demo, weekly scoring from each preset with the registry champion."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from features.schemas import TABLES
+from pipelines.score import CSV_COLUMNS
+from tests.conftest import make_clone, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_repro_writes_every_canonical_table_and_accounts_for_every_row(demo_run):
+    report = json.loads((demo_run / "reports/ingest.json").read_text())
+    for name in TABLES:
+        assert (demo_run / f"data/interim/{name}.parquet").exists(), name
+        t = report["tables"][name]
+        rejected = sum(t["rows_rejected"].values())
+        filtered = sum(t["rows_filtered"].values())
+        assert t["rows_read"] == t["rows_kept"] + rejected + filtered
+        assert len(pd.read_parquet(demo_run / f"data/interim/{name}.parquet")) == t["rows_kept"]
+
+
+def test_second_repro_does_nothing_and_status_is_clean(demo_run):
+    again = run(["dvc", "repro"], cwd=demo_run)
+    assert "Stage 'train' didn't change" in again.stdout or "didn't change" in again.stdout
+    assert "Running stage" not in again.stdout
+    status = run(["dvc", "status"], cwd=demo_run)
+    assert "changed" not in status.stdout, status.stdout
+
+
+def test_at_risk_csv_has_the_documented_columns_sorted_by_expected_arr_at_risk(demo_run):
+    frame = pd.read_csv(demo_run / "reports/at_risk.csv")
+    assert list(frame.columns) == CSV_COLUMNS
+    assert frame["expected_arr_at_risk"].is_monotonic_decreasing
+    assert (frame["rank"].to_numpy() == np.arange(1, len(frame) + 1)).all()
+    assert frame["churn_probability"].between(0, 1).all()
+    # every account near the top has a reason; only accounts with no risk-raising signal may have none
+    assert frame.head(100)["reason_1"].notna().all()
+    assert frame["reason_1"].notna().mean() > 0.85
+    assert (frame["play_1"].notna() == frame["reason_1"].notna()).all()
+    params = yaml.safe_load((demo_run / "params.yaml").read_text())["score"]["tiers"]
+    high = frame[frame["risk_tier"] == "high"]["churn_probability"]
+    assert (high >= params["high"]).all()
+    figures = sorted(p.name for p in (demo_run / "reports/figures").glob("*.png"))
+    assert "shap_summary.png" in figures and len([f for f in figures if f.startswith("waterfall_")]) == 10
+    print("\n" + "\n".join((demo_run / "reports/at_risk.csv").read_text().splitlines()[:6]))
+
+
+def test_metrics_and_plots_are_wired_into_dvc(demo_run):
+    shown = run(["dvc", "metrics", "show", "--json"], cwd=demo_run)
+    doc = json.loads(shown.stdout)
+    text = json.dumps(doc)
+    for key in ('"model"', '"logistic"', '"health"', '"roc_auc"', '"rows_read"'):
+        assert key in text
+    plots = run(["dvc", "plots", "show", "--json"], cwd=demo_run)
+    assert "roc.csv" in plots.stdout and "calibration.csv" in plots.stdout
+
+
+def test_explain_prints_reasons_and_plays_and_writes_the_waterfall(demo_run):
+    top = pd.read_csv(demo_run / "reports/at_risk.csv")["account_id"].iloc[0]
+    result = run(["churn", "explain", top], cwd=demo_run)
+    assert top in result.stdout and "churn probability" in result.stdout and "play:" in result.stdout
+    assert (demo_run / f"reports/figures/waterfall_{top}.png").stat().st_size > 1000
+
+
+@pytest.fixture(scope="module")
+def small_export(demo_run, tmp_path_factory) -> Path:
+    """The demo export restricted to 300 accounts: weekly scoring checks need no more."""
+    out = tmp_path_factory.mktemp("small_export")
+    raw = demo_run / "data/raw/demo"
+    accounts = pd.read_csv(raw / "accounts.csv", dtype=str)
+    keep = set(accounts["account_id"].head(300))
+    for path in raw.iterdir():
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            frame[frame["account_id"].isin(keep)].to_parquet(out / path.name, index=False)
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame[frame["account_id"].isin(keep)].to_csv(out / path.name, index=False)
+    return out
+
+
+def _score(demo_run: Path, export: Path, preset: str, as_of: str, out: Path, model: str | None = None) -> pd.DataFrame:
+    cmd = ["churn", "score", "--export", str(export), "--preset", preset, "--as-of", as_of, "--out", str(out)]
+    run(cmd + (["--model", model] if model else []), cwd=demo_run)
+    return pd.read_csv(out)
+
+
+@pytest.mark.parametrize("preset", ["salesforce", "hubspot"])
+def test_weekly_score_from_a_preset_export_with_the_champion_matches_the_canonical_one(demo_run, small_export, tmp_path, preset):
+    from pipelines.ingestion.shapes import write_export_shape
+
+    shaped = tmp_path / preset
+    write_export_shape(small_export, shaped, preset)
+    as_of = pd.read_csv(demo_run / "reports/at_risk.csv")["as_of"].iloc[0]
+    champion = "models:/churn-lgbm@champion"
+    canonical = _score(demo_run, small_export, "canonical", as_of, tmp_path / "canonical.csv", champion)
+    weekly = _score(demo_run, shaped, preset, as_of, tmp_path / "weekly.csv", champion)
+    assert len(weekly) == len(canonical) > 150
+    merged = canonical.merge(weekly, on="account_id", suffixes=("", "_weekly"))
+    assert len(merged) == len(canonical)
+    assert (merged["churn_probability"] - merged["churn_probability_weekly"]).abs().max() < 1e-4
+    run_info = json.loads((demo_run / "data/models/mlflow_run.json").read_text())
+    assert (weekly["model_version"] == f"churn-lgbm/{run_info['version']}").all()
+
+
+def test_scoring_at_t_ignores_rows_dated_t_or_later(demo_run, small_export, tmp_path):
+    """Leakage through `churn score`: cutting the export at T changes nothing in the scores at T."""
+    as_of = dt.date(2026, 9, 14)
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    limits = {"emails": "sent_at", "meetings": "start_at", "tickets": "created_at", "surveys": "sent_at", "usage_events": "event_at"}
+    for path in small_export.iterdir():
+        table = path.name.split(".")[0]
+        if table not in limits:
+            shutil.copy(path, cut / path.name)
+            continue
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+        when = pd.to_datetime(frame[limits[table]], utc=True, format="mixed")
+        kept = frame[when < pd.Timestamp(as_of, tz="UTC")]
+        assert len(kept) < len(frame), table  # the cut really removes rows
+        if path.suffix == ".parquet":
+            kept.to_parquet(cut / path.name, index=False)
+        else:
+            kept.to_csv(cut / path.name, index=False, quoting=csv.QUOTE_MINIMAL)
+    full = _score(demo_run, small_export, "canonical", as_of.isoformat(), tmp_path / "full.csv")
+    partial = _score(demo_run, cut, "canonical", as_of.isoformat(), tmp_path / "partial.csv")
+    pd.testing.assert_frame_equal(full, partial)
+
+
+def test_dvc_repro_builds_features_from_salesforce_and_hubspot_exports(tmp_path):
+    from pipelines.ingestion.shapes import write_export_shape
+
+    clone = make_clone(tmp_path / "clone")
+    run(["churn", "demo-data", "--accounts", "250", "--out", "data/raw/small", "--truth", str(tmp_path / "truth")], cwd=clone)
+    for preset in ("salesforce", "hubspot"):
+        write_export_shape(clone / "data/raw/small", clone / f"data/raw/{preset}", preset)
+        params = yaml.safe_load((clone / "params.yaml").read_text())
+        params["data"] = {"export_dir": f"data/raw/{preset}", "preset": preset}
+        (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        run(["dvc", "repro", "features"], cwd=clone)
+        features = pd.read_parquet(clone / "data/processed/features.parquet")
+        catalog = json.loads((clone / "data/processed/feature_catalog.json").read_text())
+        assert features["account_id"].nunique() > 200
+        assert catalog["dropped_families"] == {}, preset
+        assert "reply_latency_median_hours_90d" in features and features["reply_latency_median_hours_90d"].notna().any()
+        assert "qbr_since_last_days" in features and features["qbr_since_last_days"].notna().any()
