@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+# pandera imports pyspark.pandas when PySpark is installed (the optional Spark engine); its
+# pandas-version notice says nothing about this pipeline, so keep it off every command's output.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 app = typer.Typer(
     name="churn",

@@ -11,15 +11,24 @@ from contextlib import contextmanager
 LOG = logging.getLogger("churn")
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time, so a swapped or captured stream
+    (test runners, notebooks) never leaves the handler holding a closed file."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure_logging(verbose: bool = False) -> None:
     """Timestamped lines on stderr; third-party chatter kept at WARNING."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-        force=True,
-    )
+    handler = _CurrentStderr()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     for noisy in ("mlflow", "alembic", "urllib3", "numba", "matplotlib", "shap", "git", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -79,7 +79,7 @@ def test_notebooks_run_on_the_demo(demo_run: Path, tmp_path: Path, monkeypatch):
 
     export = _text(executed["01_crm_export.ipynb"])
     assert "over_threshold_share" in export and "retention_at_end" in export
-    assert "churn-lgbm@champion" in _text(executed["02_model.ipynb"])
+    assert "model churn-lgbm/" in _text(executed["02_model.ipynb"])  # the champion, resolved to its version
     weekly = _text(executed["03_weekly_at_risk.ipynb"])
     for column in ("status", "p_before", "p_now", "p_change", "rank_before", "rank_now"):
         assert column in weekly, f"03: the week-on-week comparison has no {column!r} column"

@@ -25,7 +25,8 @@ def test_salesforce_shaped_demo_is_byte_identical(tmp_path):
 @pytest.mark.slow
 def test_forced_score_rewrites_the_same_at_risk_csv_and_status_stays_clean(demo_run):
     before = _sha(demo_run / "reports" / "at_risk.csv")
-    run(["dvc", "repro", "-f", "score"], cwd=demo_run)
+    # -s: force this stage only (plain -f would force every upstream stage and retrain)
+    run(["dvc", "repro", "-f", "-s", "score"], cwd=demo_run)
     assert _sha(demo_run / "reports" / "at_risk.csv") == before
     status = run(["dvc", "status"], cwd=demo_run)
     assert "changed" not in status.stdout, status.stdout
