@@ -113,20 +113,35 @@ def responsiveness_sql(open_hour: int, close_hour: int) -> str:
     answered = "(reply_at IS NOT NULL AND reply_at < snapshot_date)"
     in30 = "sent_at >= snapshot_date - INTERVAL '30' DAY"
     waited = f"CASE WHEN {answered} THEN latency_hours ELSE date_diff('second', sent_at, snapshot_date) / 3600.0 END"
-    stats = []
+    # one sort per measure and window: quantile_cont with a list of quantiles gives both
+    # percentiles at once (Spark: percentile(x, array(...))); the outer query unpacks the list
+    stats, unpack = [], []
     for window, cond in ((30, in30), (90, "TRUE")):
-        for stat, q in (("median", 0.5), ("p90", 0.9)):
-            stats.append(f"quantile_cont(CASE WHEN {answered} AND {cond} THEN latency_hours END, {q}) "
-                         f"AS reply_latency_{stat}_hours_{window}d")
-            stats.append(f"quantile_cont(CASE WHEN {answered} AND {cond} THEN latency_business_hours END, {q}) "
-                         f"AS reply_latency_{stat}_business_hours_{window}d")
+        for unit, column in (("hours", "latency_hours"), ("business_hours", "latency_business_hours")):
+            stats.append(f"quantile_cont(CASE WHEN {answered} AND {cond} THEN {column} END, [0.5, 0.9]) "
+                         f"AS q_{unit}_{window}d")
+            for index, stat in ((1, "median"), (2, "p90")):
+                unpack.append(f"q_{unit}_{window}d[{index}] AS reply_latency_{stat}_{unit}_{window}d")
     stat_sql = ",\n           ".join(stats)
+    unpack_sql = ",\n           ".join(unpack)
     return f"""
+    SELECT account_id, snapshot_date,
+           {unpack_sql},
+           reply_within24h_share_90d, reply_over48h_count_90d, reply_unanswered_count_90d,
+           reply_unanswered_oldest_hours_90d
+    FROM (
     WITH replies AS ({inbound_replies_sql(open_hour, close_hour)}),
-    windowed AS (
-        SELECT r.*, s.snapshot_date
-        FROM replies r JOIN snaps s
-          ON r.sent_at < s.snapshot_date AND r.sent_at >= s.snapshot_date - INTERVAL '90' DAY
+    sent_days AS (
+        SELECT DISTINCT date_trunc('day', sent_at) AS day FROM replies
+    ), day_snaps AS (
+        -- snapshots are midnights, so "sent in [s - 90 d, s)" depends on the sent day only:
+        -- a small (day, snapshot) table turns the range join into an equi-join
+        SELECT d.day, s.snapshot_date
+        FROM sent_days d JOIN snaps s
+          ON d.day < s.snapshot_date AND d.day >= s.snapshot_date - INTERVAL '90' DAY
+    ), windowed AS (
+        SELECT r.*, ds.snapshot_date
+        FROM replies r JOIN day_snaps ds ON ds.day = date_trunc('day', r.sent_at)
     )
     SELECT account_id, snapshot_date,
            {stat_sql},
@@ -139,6 +154,7 @@ def responsiveness_sql(open_hour: int, close_hour: int) -> str:
                AS reply_unanswered_oldest_hours_90d
     FROM windowed
     GROUP BY account_id, snapshot_date
+    ) AS per_snapshot
     """
 
 
