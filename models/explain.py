@@ -81,6 +81,25 @@ def word_reason(spec: FeatureSpec, value, reference: float | None) -> str:
     return text
 
 
+def risky_side(X: pd.DataFrame, specs: dict[str, FeatureSpec], references: dict[str, float]) -> pd.DataFrame:
+    """Whether each value can honestly be called a risk: known, and on the risky side of retained accounts.
+
+    A feature with no direction or no reference only needs a value. "No data" or a reassuring
+    value (a QBR *was* held) may still move the score, but it is no reason a CSM can act on.
+    """
+    mask = {}
+    for name in X.columns:
+        spec = specs[name]
+        if spec.dtype == "category":
+            mask[name] = X[name].notna().to_numpy()
+            continue
+        v = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=float)
+        ref = references.get(name)
+        known = ~np.isnan(v)
+        mask[name] = known if spec.risk_direction == 0 or ref is None else known & ((v - ref) * spec.risk_direction > 0)
+    return pd.DataFrame(mask, index=X.index)
+
+
 def top_reasons(
     X: pd.DataFrame,
     contrib: Contributions,
@@ -90,17 +109,20 @@ def top_reasons(
 ) -> pd.DataFrame:
     """Per account, the ``top`` risk-raising signals with a sentence each, strongest first.
 
-    A signal counts when its summed contribution raises risk; its sentence is worded from the
-    signal's single most risk-raising feature, with the account's value and the retained reference.
+    A signal's weight is the summed contribution of its features whose values are on the risky
+    side (``risky_side``); it is a reason when that sum raises risk. Its sentence is worded from
+    its most risk-raising such feature, with the account's value and the retained reference.
     """
-    by_signal = signal_contributions(contrib, specs).drop(columns=list(NOT_A_REASON), errors="ignore")
-    signal_of = pd.Series({f: specs[f].signal for f in contrib.values.columns})
-    rows = []
-    values = contrib.values.to_numpy()
-    col_index = {f: i for i, f in enumerate(contrib.values.columns)}
+    names = contrib.values.columns
+    risky = contrib.values.where(risky_side(X[names], specs, references).to_numpy(), 0.0)
+    by_signal = signal_contributions(Contributions(risky, contrib.base_value), specs).drop(columns=list(NOT_A_REASON), errors="ignore")
+    signal_of = pd.Series({f: specs[f].signal for f in names})
+    values = risky.to_numpy()
+    col_index = {f: i for i, f in enumerate(names)}
     features_of = {s: [col_index[f] for f in signal_of.index[signal_of == s]] for s in by_signal.columns}
     signal_matrix = by_signal.to_numpy()
     order = np.argsort(-signal_matrix, axis=1, kind="stable")
+    rows = []
     for i in range(len(by_signal)):
         record: dict[str, object] = {}
         rank = 0
@@ -108,8 +130,9 @@ def top_reasons(
             if signal_matrix[i, j] <= 0 or rank >= top:
                 break
             signal = by_signal.columns[j]
-            best = _wording_feature(i, features_of[signal], X, values, specs, references, contrib.values.columns)
-            feature = contrib.values.columns[best]
+            cols = features_of[signal]
+            best = cols[int(np.argmax(values[i, cols]))]
+            feature = names[best]
             rank += 1
             record[f"reason_{rank}"] = word_reason(specs[feature], X.iat[i, best], references.get(feature))
             record[f"signal_{rank}"] = signal
@@ -121,21 +144,6 @@ def top_reasons(
             if col not in out:
                 out[col] = pd.Series(pd.NA, index=out.index, dtype="string")
     return out
-
-
-def _wording_feature(i: int, cols: list[int], X: pd.DataFrame, values: np.ndarray, specs: dict[str, FeatureSpec],
-                     references: dict[str, float], names: pd.Index) -> int:
-    """The feature that words a signal's reason: the most risk-raising one whose value is on the
-    risky side of what retained accounts show; "no data" or a reassuring value explains nothing."""
-    known = [c for c in cols if not _is_missing(X.iat[i, c])]
-
-    def on_risky_side(c: int) -> bool:
-        spec, ref = specs[names[c]], references.get(names[c])
-        return spec.risk_direction == 0 or ref is None or (float(X.iat[i, c]) - ref) * spec.risk_direction > 0
-
-    risky = [c for c in known if values[i, c] > 0 and on_risky_side(c)]
-    pool = risky or known or cols
-    return pool[int(np.argmax(values[i, pool]))]
 
 
 def _is_missing(value) -> bool:

@@ -205,8 +205,7 @@ def draw_summary(contrib: explain.Contributions, X: pd.DataFrame, path: Path) ->
     shap.summary_plot(contrib.values.to_numpy(), numeric, show=False, max_display=15, plot_size=(8, 7))
     fig = plt.gcf()
     fig.suptitle("What drives churn risk this week (SHAP, log-odds)")
-    fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None}))
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None}))
     plt.close(fig)
 
 
@@ -221,9 +220,10 @@ def draw_waterfall(contrib: explain.Contributions, X: pd.DataFrame, account_id: 
                            feature_names=list(X.columns))
     shap.plots.waterfall(exp, max_display=12, show=False)
     fig = plt.gcf()
+    fig.set_size_inches(11, 7)
     fig.suptitle(f"Account {account_id}: churn probability {probability:.0%} (SHAP, log-odds)")
-    fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None}))
+    # "tight" keeps the long feature names and the f(x) label inside the picture
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None}))
     plt.close(fig)
 
 

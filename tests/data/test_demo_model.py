@@ -58,7 +58,8 @@ def test_dominant_driver_is_among_the_top_three_reasons_for_churned_accounts(out
     model = outputs["model"]
     specs = {s.name: s for s in catalogue_from_json(outputs["catalog"])}
     contrib = explain.shap_contributions(model, last)
-    reasons = explain.top_reasons(model.matrix(last), contrib, specs, {}, top=3)
+    references = model.metadata["retained_reference"]  # as the at-risk CSV words them
+    reasons = explain.top_reasons(model.matrix(last), contrib, specs, references, top=3)
     truth = outputs["truth"].set_index("account_id")["dominant_driver"]
     driver = truth.reindex(last.index)
     hit = pd.Series(
