@@ -6,9 +6,9 @@ response came before ``s``; a ticket is *open* at ``s`` when created before ``s`
 closed before ``s``; ticket CSAT is read from tickets closed in ``[s-180d, s)`` (ratings
 are given at close).
 
-Known limit: ``is_escalated`` has no timestamp; a ticket created before ``s`` but escalated
-after ``s`` counts as escalated at ``s``. Escalations happen within days of creation, so
-the leak is small, but it is there.
+``is_escalated`` has no timestamp: exports carry the ticket's state today, so a ticket still
+open at ``s`` may have been escalated after ``s``. Escalations are therefore counted only on
+tickets closed before ``s``, whose escalation certainly happened before ``s`` (no leak).
 
 Proactive touches (signal ``engagement``) need the e-mails table: outbound e-mails in
 ``[s-90d, s)`` with no earlier inbound message in their thread (we wrote first).
@@ -34,7 +34,7 @@ TICKET_SPECS: list[FeatureSpec] = [
     FeatureSpec("ticket_open_count", FAMILY, "support", "Open tickets",
                 "{value} support tickets are open", "count", 1),
     FeatureSpec("ticket_escalated_count_90d", FAMILY, "support", "Escalations in 90 days",
-                "{value} support tickets were escalated in the last 90 days", "count", 1),
+                "{value} support tickets opened in the last 90 days were escalated (counted once closed)", "count", 1),
     FeatureSpec("ticket_csat_mean_score_180d", FAMILY, "support", "Ticket CSAT",
                 "Support satisfaction averages {value} out of 5 (last 180 days)", "score", -1),
 ]
@@ -59,7 +59,7 @@ def tickets_sql() -> str:
                quantile_cont(CASE WHEN t.first_response_at < s.snapshot_date
                                   THEN date_diff('second', t.created_at, t.first_response_at) / 3600.0 END, 0.5)
                    AS first_response,
-               sum(CASE WHEN t.is_escalated THEN 1 ELSE 0 END) AS escalated
+               sum(CASE WHEN t.is_escalated AND t.closed_at < s.snapshot_date THEN 1 ELSE 0 END) AS escalated
         FROM tickets t JOIN snaps s
           ON t.created_at < s.snapshot_date AND t.created_at >= s.snapshot_date - INTERVAL '90' DAY
         GROUP BY t.account_id, s.snapshot_date

@@ -14,7 +14,7 @@ def ticket(tid, created, first=None, closed=None, priority="normal", escalated=F
 
 TICKETS = table("tickets", [
     ticket("t1", "2025-03-01 10:00", "2025-03-01 12:30", "2025-03-03 09:00", "high", True, 4.0),
-    ticket("t2", "2025-03-20 08:00", "2025-03-20 09:00", None),                      # still open
+    ticket("t2", "2025-03-20 08:00", "2025-03-20 09:00", None, escalated=True),      # still open; escalated when?
     ticket("t3", "2025-03-30 10:00", "2025-04-02 10:00", "2025-04-03 10:00", "urgent"),  # open at s
     ticket("t4", "2024-11-01 10:00", "2024-11-01 11:00", "2024-11-05 10:00", "low", csat=2.0),
     ticket("t5", "2025-04-01 00:00", None, None, "urgent"),                           # at s: unseen
@@ -39,7 +39,7 @@ def test_ticket_features_by_hand():
     assert a["ticket_urgent_count_90d"] == 2.0                     # t1 high, t3 urgent
     assert a["ticket_first_response_median_hours_90d"] == pytest.approx(1.75)  # 2.5 h and 1 h; t3's is later
     assert a["ticket_open_count"] == 2.0                           # t2, t3
-    assert a["ticket_escalated_count_90d"] == 1.0
+    assert a["ticket_escalated_count_90d"] == 1.0                  # t1; t2 is still open, its escalation may postdate s
     assert a["ticket_csat_mean_score_180d"] == pytest.approx(3.0)  # t1 4 and t4 2
     assert b["ticket_opened_count_90d"] == 0.0 and b["ticket_open_count"] == 0.0
     assert math.isnan(b["ticket_first_response_median_hours_90d"])
