@@ -17,6 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+PARAMS = ROOT / "params.yaml"
 
 
 def project_files() -> list[str]:
@@ -55,3 +56,15 @@ def demo_run(tmp_path_factory) -> Path:
     result = run(["dvc", "repro"], cwd=clone)
     (clone / "repro.log").write_text(result.stdout + result.stderr)
     return clone
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run stages from tmp_path (reports/ lands there) with the project's params."""
+    from pipelines.config import settings
+
+    monkeypatch.setenv("CHURN_PARAMS", str(PARAMS))
+    monkeypatch.chdir(tmp_path)
+    settings.cache_clear()
+    yield tmp_path
+    settings.cache_clear()

@@ -22,16 +22,6 @@ PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 PII_MARKERS = ("email", "address", "subject", "body", "text", "title", "contact", "from", "to_", "comment")
 
 
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    """Run stages from tmp_path (reports/ lands there) with the project's params."""
-    monkeypatch.setenv("CHURN_PARAMS", str(PARAMS))
-    monkeypatch.chdir(tmp_path)
-    settings.cache_clear()
-    yield tmp_path
-    settings.cache_clear()
-
-
 def _run(in_tmp, export, preset="canonical"):
     out = in_tmp / "interim"
     ingest.main(export=export, preset=preset, out=out)

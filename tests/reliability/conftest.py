@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import settings
 from tests.conftest import ROOT, run
 
 PARAMS = ROOT / "params.yaml"
@@ -20,16 +19,6 @@ def small_export(tmp_path_factory) -> Path:
     run(["churn", "demo-data", "--accounts", "200", "--out", str(out), "--truth", str(out.parent / "truth")],
         cwd=out.parent, env={"CHURN_PARAMS": str(PARAMS)})
     return out
-
-
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    """Run stages from tmp_path (reports/ lands there) with the project's params."""
-    monkeypatch.setenv("CHURN_PARAMS", str(PARAMS))
-    monkeypatch.chdir(tmp_path)
-    settings.cache_clear()
-    yield tmp_path
-    settings.cache_clear()
 
 
 @pytest.fixture
