@@ -93,10 +93,9 @@ def metrics_document(evaluation: dict, pred: pd.DataFrame) -> dict:
 
 
 def log_figures_to_run(run_file: Path, files: list[Path]) -> None:
-    """Attach the report and figures to the training run (best effort: the run may live elsewhere)."""
+    """Attach the report and figures to the training run recorded by `train` (skipped when there is none)."""
     if not run_file.exists():
         return
-    from mlflow import MlflowClient
 
     from models import tracking
 

@@ -22,7 +22,6 @@ from models.train import (
     Windows,
     categorical_columns,
     feature_columns,
-    model_matrix,
     split_out_of_time,
     train_model,
 )
