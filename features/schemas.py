@@ -199,17 +199,19 @@ def _checks(column: Column) -> list[pa.Check]:
     return checks
 
 
-def schema_for(table: Table) -> pa.DataFrameSchema:
-    """A strict, coercing pandera schema for one canonical table."""
+def schema_for(table: Table, unique_key: bool = True) -> pa.DataFrameSchema:
+    """A strict, coercing pandera schema for one canonical table (without the key check: rows judged alone)."""
     columns = {
         c.name: pa.Column(pandas_dtype(c), checks=_checks(c), nullable=c.nullable, coerce=True, required=True)
         for c in table.columns
     }
-    unique = list(table.key) if table.key else None
+    unique = list(table.key) if table.key and unique_key else None
     return pa.DataFrameSchema(columns, strict=True, ordered=False, unique=unique, name=table.name)
 
 
 SCHEMAS: dict[str, pa.DataFrameSchema] = {name: schema_for(t) for name, t in TABLES.items()}
+# Ingest checks rows chunk by chunk, before duplicates and key conflicts are settled over the whole table.
+ROW_SCHEMAS: dict[str, pa.DataFrameSchema] = {name: schema_for(t, unique_key=False) for name, t in TABLES.items()}
 
 
 def empty_table(name: str) -> pd.DataFrame:

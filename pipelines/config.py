@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PARAMS_FILE = "params.yaml"  # relative to the working directory, as DVC runs stages from the repo root
 
@@ -52,6 +52,7 @@ class Paths(_Strict):
 class DataParams(_Strict):
     export_dir: Path
     preset: str = "canonical"
+    chunk_rows: int = Field(500_000, ge=1)  # rows per chunk at ingest: bounds memory, whatever the export's size
 
 
 class DemoParams(_Strict):

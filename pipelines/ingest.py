@@ -10,8 +10,8 @@ import logging
 from pathlib import Path
 
 from pipelines.config import settings
-from pipelines.ingestion import IngestResult, ingest_export
-from pipelines.io import replace_folder, write_json, write_parquet
+from pipelines.ingestion import IngestReport, ingest_export_to
+from pipelines.io import replace_folder, write_json
 from pipelines.logs import timed
 
 LOG = logging.getLogger("churn.ingest")
@@ -24,28 +24,29 @@ def main(export: Path | None = None, preset: str | None = None, out: Path | None
     preset = preset or cfg.data.preset
     out = Path(out or cfg.paths.interim)
     with timed("ingest") as info:
-        result = ingest_export(export, preset)
-        write_outputs(result, out, cfg.paths.ingest_report)
-        info["rows"] = sum(r.rows_read for r in result.report.tables.values())
+        report = write_outputs(export, preset, out, cfg.paths.ingest_report, cfg.data.chunk_rows)
+        info["rows"] = sum(r.rows_read for r in report.tables.values())
 
 
-def write_outputs(result: IngestResult, out: Path, report_path: Path) -> None:
+def write_outputs(export: Path, preset: str, out: Path, report_path: Path, chunk_rows: int) -> IngestReport:
     """``<out>/<table>.parquet``, ``<out>/rejected/<table>.parquet`` and the JSON report; one log line per table.
 
     ``out`` is replaced whole (staged, then swapped), so a failed or interrupted run never
     leaves tables of two runs side by side, and a table absent from this export is not read
     downstream from an earlier run. The report is written last: it describes what is in ``out``.
     """
-    doc = result.report.to_dict()  # checks the accounting before anything is replaced
+    reports: list[IngestReport] = []
 
     def fill(staging: Path) -> None:
-        for name, frame in result.tables.items():
-            write_parquet(frame, staging / f"{name}.parquet")
-            write_parquet(result.rejected[name], staging / "rejected" / f"{name}.parquet")
+        report = ingest_export_to(export, staging, preset, chunk_rows=chunk_rows)
+        report.to_dict()  # checks the accounting before anything is replaced
+        reports.append(report)
 
     replace_folder(out, fill)
-    for name in result.tables:
-        LOG.info(result.report.tables[name].summary_line())
-    if result.report.tables_absent:
-        LOG.info("tables absent (their features are left out): %s", ", ".join(result.report.tables_absent))
-    write_json(doc, report_path)
+    report = reports[0]
+    for name in report.tables:
+        LOG.info(report.tables[name].summary_line())
+    if report.tables_absent:
+        LOG.info("tables absent (their features are left out): %s", ", ".join(report.tables_absent))
+    write_json(report.to_dict(), report_path)
+    return report

@@ -46,6 +46,21 @@ def write_parquet(frame: pd.DataFrame, target: Path | str) -> None:
     write_atomic(target, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def arrow_table(frame: pd.DataFrame, schema: "pa.Schema | None" = None) -> "pa.Table":
+    """``pyarrow.Table.from_pandas`` without the index.
+
+    pyarrow still reads tz-aware columns through ``Series.values``, which pandas 3.1 deprecates
+    with a warning per column; pandas' own ``to_parquet`` silences it the same way.
+    """
+    import warnings
+
+    import pyarrow as pa
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone")
+        return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+
+
 def write_json(doc: dict, target: Path | str) -> None:
     """Pretty, key-sorted JSON (stable bytes for DVC), written atomically."""
     text = json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"

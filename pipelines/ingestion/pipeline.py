@@ -1,45 +1,51 @@
 """From an export folder to canonical tables, rejected rows and the ingestion report.
 
-Per table: read as text, apply the preset's filters and column mapping, clean text,
-type each column, derive missing values, then apply the reject rules in a fixed order
-(unparseable, missing, value rules, unknown account, duplicates, key conflicts, schema).
-A row carries the first reason it failed; validity rules run before duplicate handling
-so that, of two versions of a record, a valid one is never dropped for an invalid one.
+Per table, chunk by chunk (so a table of a hundred million rows never sits in memory whole):
+read as text, apply the preset's filters and column mapping, clean text, type each column,
+derive missing values, then apply the row rules in a fixed order (unparseable, missing,
+value rules, future-dated, unknown account, schema checks). Rows that pass are staged to
+Parquet with their row number; the rules that compare rows with each other (exact
+duplicates, then key conflicts) run once over the staged table in DuckDB, which spills to
+disk rather than running out of memory. A row carries the first reason it failed; validity
+rules run before duplicate handling so that, of two versions of a record, a valid one is
+never dropped for an invalid one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.errors import InputError
-from features.schemas import SCHEMAS, TABLES, Table, empty_table, pandas_dtype
+from features.schemas import ROW_SCHEMAS, TABLES, Column, Table, empty_table, pandas_dtype
 from pipelines.ingestion import repairs
 from pipelines.ingestion.presets import (BUILT_IN, Mapping, SourceSpec, apply_derivations, apply_filters,
                                          column_format, load_mapping, map_columns, unread_columns)
-from pipelines.ingestion.readers import ROW, RawTable, find_file, looked_for, read_export_file, text_frame
+from pipelines.ingestion.readers import CHUNK_ROWS, ROW, RawTable, find_file, looked_for, read_export_file
 from pipelines.ingestion.report import IngestReport, TableReport
+from pipelines.io import arrow_table
 
 REJECTED_META = ("file", "row")
 TRUNCATED_ROW = "truncated row (file ends mid-row)"
+DUPLICATE_ROW = "duplicate row"
 WRONG_TYPE_MIN_ROWS = 2  # a single unparseable value is a bad row; a whole column of them, a wrong type
-
-
-@dataclass
-class TableResult:
-    """One canonical table, its rejected rows (text, with ``reason``) and its report."""
-
-    frame: pd.DataFrame
-    rejected: pd.DataFrame
-    report: TableReport
+REPAIRS = "_repairs"  # staged bit set: which repair rules touched the row
+STAGING = "_staging"
 
 
 @dataclass
 class IngestResult:
-    """Every canonical table found in the export, their rejected rows and the run's report."""
+    """Every canonical table found in the export, their rejected rows and the run's report (in memory)."""
 
     tables: dict[str, pd.DataFrame]
     rejected: dict[str, pd.DataFrame]
@@ -54,30 +60,46 @@ def reference_date(export_dir: Path, today: dt.date | None = None) -> dt.date:
         return today or dt.datetime.now(dt.UTC).date()
 
 
-def ingest_export(export_dir: Path, preset: str | Path = "canonical", reference: dt.date | None = None) -> IngestResult:
-    """Read every canonical table the preset can find in ``export_dir``; accounts first, for the joins."""
+def ingest_export(export_dir: Path, preset: str | Path = "canonical", reference: dt.date | None = None,
+                  chunk_rows: int = CHUNK_ROWS) -> IngestResult:
+    """``ingest_export_to`` a scratch folder, read back into pandas: for small exports, tests and scoring."""
+    with tempfile.TemporaryDirectory(prefix="churn-ingest-") as tmp:
+        out = Path(tmp)
+        report = ingest_export_to(export_dir, out, preset, reference, chunk_rows)
+        tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in report.tables}
+        rejected = {name: pd.read_parquet(out / "rejected" / f"{name}.parquet") for name in report.tables}
+    return IngestResult(tables, rejected, report)
+
+
+def ingest_export_to(export_dir: Path, out: Path, preset: str | Path = "canonical", reference: dt.date | None = None,
+                     chunk_rows: int = CHUNK_ROWS) -> IngestReport:
+    """Write ``<out>/<table>.parquet`` and ``<out>/rejected/<table>.parquet`` for every table the preset finds.
+
+    Accounts come first, so the other tables can reject rows of unknown accounts.
+    """
     mapping = load_mapping(preset)
     export_dir = Path(export_dir)
     if not export_dir.is_dir():
         raise InputError(f"{export_dir}: export folder not found")
     reference = reference or reference_date(export_dir)
     report = IngestReport(export=export_dir, preset=mapping.name, reference_date=reference.isoformat())
-    tables: dict[str, pd.DataFrame] = {}
-    rejected: dict[str, pd.DataFrame] = {}
     known_accounts: pd.Index | None = None
-    for name, table in TABLES.items():
-        located = _locate(export_dir, mapping, table)
-        if located is None:
-            report.tables_absent.append(name)
-            continue
-        source, raw, ignored = located
-        result = ingest_table(raw, source, table, reference, known_accounts)
-        result.report.notes.extend(ignored)
-        tables[name], rejected[name], report.tables[name] = result.frame, result.rejected, result.report
-        if name == "accounts":
-            known_accounts = pd.Index(result.frame["account_id"])
-    return IngestResult(tables, rejected, report)
-
+    (out / "rejected").mkdir(parents=True, exist_ok=True)
+    try:
+        for name, table in TABLES.items():
+            located = _locate(export_dir, mapping, table)
+            if located is None:
+                report.tables_absent.append(name)
+                continue
+            source, raw, ignored = located
+            table_report = ingest_table(raw, source, table, reference, known_accounts, out, chunk_rows)
+            table_report.notes.extend(ignored)
+            report.tables[name] = table_report
+            if name == "accounts":
+                known_accounts = pd.Index(pd.read_parquet(out / "accounts.parquet", columns=["account_id"])["account_id"])
+    finally:
+        shutil.rmtree(out / STAGING, ignore_errors=True)
+    return report
 
 def _locate(export_dir: Path, mapping: Mapping, table: Table) -> tuple[SourceSpec, RawTable, list[str]] | None:
     """The first source of the table found in the folder, read; later ones found are noted as ignored."""
@@ -134,42 +156,89 @@ class _Verdicts:
 
 
 def ingest_table(raw: RawTable, source: SourceSpec, table: Table, reference: dt.date,
-                 known_accounts: pd.Index | None) -> TableResult:
-    """Turn one file into one canonical table, accounting for every row read."""
-    report = TableReport(table.name, file=str(raw.path), rows_read=len(raw.frame), notes=list(raw.notes))
-    if raw.empty_file:
-        empty = empty_table(table.name)
-        return TableResult(empty, _rejected_rows(empty, pd.Series(dtype="int64"), _Verdicts(empty.index), raw.path),
-                           report)
-    keep, filtered, notes = apply_filters(raw.frame, source, raw.path)
+                 known_accounts: pd.Index | None, out: Path, chunk_rows: int = CHUNK_ROWS) -> TableReport:
+    """Turn one file into ``<out>/<table>.parquet`` and its rejected rows, accounting for every row read."""
+    report = TableReport(table.name, file=str(raw.path), notes=list(raw.notes))
+    staged = out / STAGING / f"{table.name}.parquet"
+    rejected_staged = out / STAGING / f"{table.name}.rejected.parquet"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    rules = _repair_rules(source)
+    watch = _WrongTypeWatch(raw.path, source)
+    notes: list[str] = []
+    with _ParquetSink(staged, _staged_schema(table)) as kept, \
+            _ParquetSink(rejected_staged, _rejected_schema(table)) as rejected:
+        for chunk, last in _with_last(raw.chunks(chunk_rows)):
+            report.rows_read += len(chunk)
+            if raw.empty_file:
+                break
+            cut_row = int(chunk[ROW].iloc[-1]) if raw.ends_mid_row and last and len(chunk) else None
+            alive, gone = _chunk(chunk, source, table, reference, known_accounts, cut_row, rules, watch, notes, report,
+                                 raw.path)
+            kept.write(alive)
+            rejected.write(gone)
+    watch.refuse_wrong_types()
+    if raw.ends_mid_row and report.rows_read:
+        notes.append("file does not end with a newline: the last row may be cut off, so it is rejected")
+    report.notes.extend(dict.fromkeys(notes))  # once each, in order, however many chunks raised them
+    _finish_table(staged, rejected_staged, table, rules, raw.path, out, report)
+    report.check_invariant()
+    return report
+
+
+def _with_last(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, bool]]:
+    """Each chunk with whether it is the last: the last row of a file cut mid-row is rejected."""
+    previous = next(chunks, None)
+    for chunk in chunks:
+        yield previous, False
+        previous = chunk
+    if previous is not None:
+        yield previous, True
+
+
+def _repair_rules(source: SourceSpec) -> list[str]:
+    """Names of the repair rules, in a fixed order: bit i of a staged row's ``_repairs`` is rule i."""
+    derived = [f"{target} derived ({expression})" for target, expression in source.derive.items()]
+    return ["id whitespace stripped", "category case normalised", "offset converted to UTC", *derived]
+
+
+def _chunk(chunk: pd.DataFrame, source: SourceSpec, table: Table, reference: dt.date,
+           known_accounts: pd.Index | None, cut_row: int | None, rules: list[str], watch: "_WrongTypeWatch",
+           notes: list[str], report: TableReport, path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The row rules on one chunk: its surviving typed rows (staged) and its rejected rows (as text)."""
+    keep, filtered, filter_notes = apply_filters(chunk, source, path)
     report.rows_filtered.update(filtered)
-    report.notes.extend(notes)
-    rows = raw.frame.loc[keep, ROW]
-    text = map_columns(raw.frame.loc[keep], source, table, raw.path)
-    unread = unread_columns(raw.frame, source)
+    notes.extend(filter_notes)
+    rows = chunk.loc[keep, ROW]
+    text = map_columns(chunk.loc[keep], source, table, path)
+    unread = unread_columns(chunk, source)
     if unread:
-        report.notes.append(f"columns ignored (not in the mapping): {', '.join(unread)}")
+        notes.append(f"columns ignored (not in the mapping): {', '.join(unread)}")
     text, repaired = _clean_text(text, table)
     verdicts = _Verdicts(text.index)
-    if raw.cut_last_row:
-        verdicts.reject(rows == len(raw.frame), TRUNCATED_ROW)
-    typed = _typed(text, source, table, verdicts, repaired, raw.path, rows)
+    if cut_row is not None:
+        verdicts.reject(rows == cut_row, TRUNCATED_ROW)
+    typed = _typed(text, source, table, verdicts, repaired, watch, rows)
     typed, derived = apply_derivations(typed, source.derive)
     for target, mask in derived.items():
         repaired[f"{target} derived ({source.derive[target]})"] = mask
-    _apply_reject_rules(typed, table, reference, known_accounts, rows, verdicts)
-    final = _validated(typed, table, verdicts, raw.path)
-
+    _apply_row_rules(typed, table, reference, known_accounts, verdicts)
+    verdicts.reject_each(repairs.schema_failures(_canonical_dtypes(typed[verdicts.alive], table),
+                                                 ROW_SCHEMAS[table.name], str(path)))
     alive = verdicts.alive
-    report.rows_kept = int(alive.sum())
     report.rows_rejected.update(verdicts.reason[~alive].value_counts().to_dict())
-    for rule, mask in repaired.items():
-        count = int((mask.reindex(alive.index, fill_value=False) & alive).sum())
-        if count:
-            report.rows_repaired[rule] = count
-    report.check_invariant()
-    rejected = _rejected_rows(text, rows, verdicts, raw.path)
-    return TableResult(final, rejected, report)
+    staged = _canonical_dtypes(typed[alive], table)
+    staged[ROW] = rows[alive].astype("int64")
+    staged[REPAIRS] = _repair_bits(repaired, rules, text.index)[alive.to_numpy()]
+    return staged, _rejected_rows(text, rows, verdicts, path)
+
+
+def _repair_bits(repaired: dict[str, pd.Series], rules: list[str], index: pd.Index) -> np.ndarray:
+    bits = np.zeros(len(index), dtype="int64")
+    for position, rule in enumerate(rules):
+        mask = repaired.get(rule)
+        if mask is not None:
+            bits |= mask.reindex(index, fill_value=False).to_numpy(dtype=bool).astype("int64") << position
+    return bits
 
 
 def _clean_text(text: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
@@ -182,13 +251,13 @@ def _clean_text(text: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[st
 
 
 def _typed(text: pd.DataFrame, source: SourceSpec, table: Table, verdicts: _Verdicts,
-           repaired: dict[str, pd.Series], path: Path, rows: pd.Series) -> pd.DataFrame:
+           repaired: dict[str, pd.Series], watch: "_WrongTypeWatch", rows: pd.Series) -> pd.DataFrame:
     """Coerce column by column; an unparseable value rejects its row with the column's name."""
     typed = pd.DataFrame(index=text.index)
     converted = pd.Series(False, index=text.index)
     for column in table.columns:
         parsed = repairs.coerce(text[column.name], column, column_format(source, column.name))
-        _refuse_wrong_type(text[column.name], parsed.bad, column, source, path, rows)
+        watch.see(column, text[column.name], parsed.bad, rows)
         typed[column.name] = parsed.values
         verdicts.reject(parsed.bad, f"unparseable {column.name}")
         converted |= parsed.converted
@@ -196,35 +265,56 @@ def _typed(text: pd.DataFrame, source: SourceSpec, table: Table, verdicts: _Verd
     return typed
 
 
-def _refuse_wrong_type(values: pd.Series, bad: pd.Series, column, source: SourceSpec, path: Path,
-                       rows: pd.Series) -> None:
+@dataclass
+class _ColumnTally:
+    filled: int = 0
+    bad: int = 0
+    bad_rows: list[int] = field(default_factory=list)
+    example: str | None = None
+
+
+class _WrongTypeWatch:
     """A column where no value parses (two or more) has the wrong type: one error, not thousands of rejects.
 
     Rejecting every row would leave an empty table that fails later, far from its cause.
+    Counts are kept across chunks, so the verdict is on the whole column.
     """
-    filled = int(values.notna().sum())
-    if filled < WRONG_TYPE_MIN_ROWS or int(bad.sum()) < filled:
-        return
-    spec = source.columns.get(column.name)
-    named = f"'{spec.source[0]}' ({column.name})" if spec and spec.source != [column.name] else f"'{column.name}'"
-    where = _row_list(rows[bad])
-    example = str(values[bad].iloc[0])[:30]
-    expected = {"timestamp": "a timestamp", "date": "a date", "float": "a number", "int": "a whole number",
-                "bool": "true/false"}.get(column.dtype, column.dtype)
-    hint = " or set its format in a mapping file" if column.dtype in ("timestamp", "date") else ""
-    raise InputError(f"{path}: column {named}: no value parses as {expected} ({where}, e.g. {example!r}); "
-                     f"fix the column in the export{hint}")
+
+    SHOWN = 3
+
+    def __init__(self, path: Path, source: SourceSpec) -> None:
+        self.path, self.source = path, source
+        self.tallies: dict[str, tuple[Column, _ColumnTally]] = {}
+
+    def see(self, column: Column, values: pd.Series, bad: pd.Series, rows: pd.Series) -> None:
+        _, tally = self.tallies.setdefault(column.name, (column, _ColumnTally()))
+        tally.filled += int(values.notna().sum())
+        n_bad = int(bad.sum())
+        if n_bad:
+            if len(tally.bad_rows) < self.SHOWN:
+                tally.bad_rows += [int(r) for r in rows[bad].head(self.SHOWN - len(tally.bad_rows))]
+            if tally.example is None:
+                tally.example = str(values[bad].iloc[0])[:30]
+        tally.bad += n_bad
+
+    def refuse_wrong_types(self) -> None:
+        for column, tally in self.tallies.values():
+            if tally.filled < WRONG_TYPE_MIN_ROWS or tally.bad < tally.filled:
+                continue
+            spec = self.source.columns.get(column.name)
+            named = f"'{spec.source[0]}' ({column.name})" if spec and spec.source != [column.name] else f"'{column.name}'"
+            more = tally.bad - len(tally.bad_rows)
+            where = f"rows {', '.join(map(str, tally.bad_rows))}" + (f" and {more:,} more" if more > 0 else "")
+            expected = {"timestamp": "a timestamp", "date": "a date", "float": "a number", "int": "a whole number",
+                        "bool": "true/false"}.get(column.dtype, column.dtype)
+            hint = " or set its format in a mapping file" if column.dtype in ("timestamp", "date") else ""
+            raise InputError(f"{self.path}: column {named}: no value parses as {expected} ({where}, "
+                             f"e.g. {tally.example!r}); fix the column in the export{hint}")
 
 
-def _row_list(rows: pd.Series, shown: int = 3) -> str:
-    """``rows 1, 2, 3 and 1170 more``: enough to find them, short enough for one line."""
-    numbers = [str(int(r)) for r in rows.head(shown)]
-    more = len(rows) - len(numbers)
-    return f"rows {', '.join(numbers)}" + (f" and {more:,} more" if more > 0 else "")
-
-
-def _apply_reject_rules(typed: pd.DataFrame, table: Table, reference: dt.date, known_accounts: pd.Index | None,
-                        rows: pd.Series, verdicts: _Verdicts) -> None:
+def _apply_row_rules(typed: pd.DataFrame, table: Table, reference: dt.date, known_accounts: pd.Index | None,
+                     verdicts: _Verdicts) -> None:
+    """The rules that judge a row on its own values (duplicates and key conflicts come later, per table)."""
     for column, mask in repairs.missing_values(typed, table).items():
         verdicts.reject(mask, f"missing {column}")
     if table.name == "contracts":
@@ -234,20 +324,6 @@ def _apply_reject_rules(typed: pd.DataFrame, table: Table, reference: dt.date, k
         verdicts.reject(mask, "future-dated")
     if known_accounts is not None and "account_id" in typed.columns:
         verdicts.reject(repairs.unknown_accounts(typed, known_accounts), "unknown account")
-    alive = verdicts.alive
-    verdicts.reject(repairs.exact_duplicates(typed[alive], table.column_names), "duplicate row")
-    alive = verdicts.alive
-    key = list(table.key)
-    conflicts = repairs.key_conflicts(typed[alive], key, rows[alive])
-    verdicts.reject(conflicts, f"conflicting {', '.join(key)}")
-
-
-def _validated(typed: pd.DataFrame, table: Table, verdicts: _Verdicts, path: Path) -> pd.DataFrame:
-    """The surviving rows in canonical dtypes, after the pandera schema had its say."""
-    final = _canonical_dtypes(typed[verdicts.alive], table)
-    verdicts.reject_each(repairs.schema_failures(final, SCHEMAS[table.name], str(path)))
-    final = _canonical_dtypes(typed[verdicts.alive], table)
-    return final.reset_index(drop=True)
 
 
 def _canonical_dtypes(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
@@ -257,8 +333,132 @@ def _canonical_dtypes(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
 def _rejected_rows(text: pd.DataFrame, rows: pd.Series, verdicts: _Verdicts, path: Path) -> pd.DataFrame:
     """Rejected rows as read (canonical columns only, so no personal data), with file, row and reason."""
     gone = ~verdicts.alive
-    out = text_frame(text[gone])
+    out = text[gone].astype("string")
     out.insert(0, "row", rows[gone].astype("int64"))
     out.insert(0, "file", pd.Series(path.name, index=out.index, dtype="string"))
     out["reason"] = verdicts.reason[gone].astype("string")
     return out.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- staged Parquet
+
+def _staged_schema(table: Table) -> pa.Schema:
+    template = empty_table(table.name).assign(**{ROW: pd.Series(dtype="int64"), REPAIRS: pd.Series(dtype="int64")})
+    return arrow_table(template).schema
+
+
+def _canonical_schema(table: Table) -> pa.Schema:
+    return arrow_table(empty_table(table.name)).schema
+
+
+def _rejected_schema(table: Table) -> pa.Schema:
+    columns = {"file": pd.Series(dtype="string"), "row": pd.Series(dtype="int64"),
+               **{name: pd.Series(dtype="string") for name in table.column_names}, "reason": pd.Series(dtype="string")}
+    return arrow_table(pd.DataFrame(columns)).schema
+
+
+class _ParquetSink:
+    """Append pandas chunks to one Parquet file with a fixed schema (the file exists even with no rows)."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema = path, schema
+        self.writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> "_ParquetSink":
+        self.writer = pq.ParquetWriter(self.path, self.schema)
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            self.write_table(arrow_table(frame, self.schema))
+
+    def write_table(self, table: pa.Table) -> None:
+        assert self.writer is not None
+        self.writer.write_table(table.cast(self.schema))
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.writer is not None
+        self.writer.close()
+
+
+# ---------------------------------------------------------------- rules across rows, over the staged table
+
+def _finish_table(staged: Path, rejected_staged: Path, table: Table, rules: list[str], path: Path, out: Path,
+                  report: TableReport) -> None:
+    """Reject duplicates and key conflicts, write the canonical table and the rejected rows sorted by row."""
+    losers = _cross_row_losers(staged, table)
+    for reason, count in Counter(losers.values()).items():
+        report.rows_rejected[reason] += count
+    loser_rows = np.array(sorted(losers), dtype="int64")
+    repaired = np.zeros(len(rules), dtype="int64")
+    lost = []
+    with _ParquetSink(out / f"{table.name}.parquet", _canonical_schema(table)) as kept:
+        for batch in pq.ParquetFile(staged).iter_batches(batch_size=CHUNK_ROWS):
+            rows = batch.column(ROW).to_numpy()
+            gone = np.isin(rows, loser_rows)
+            batch_kept = pa.Table.from_batches([batch]).filter(pa.array(~gone))
+            bits = batch_kept.column(REPAIRS).to_numpy()
+            repaired += np.array([int(((bits >> i) & 1).sum()) for i in range(len(rules))], dtype="int64")
+            report.rows_kept += batch_kept.num_rows
+            kept.write_table(batch_kept.select(table.column_names))
+            if gone.any():
+                lost.append(pa.Table.from_batches([batch]).filter(pa.array(gone)).to_pandas())
+    for rule, count in zip(rules, repaired):
+        if count:
+            report.rows_repaired[rule] = int(count)
+    rejected = pq.read_table(rejected_staged)
+    if lost:
+        rejected = pa.concat_tables([rejected, _loser_rows(pd.concat(lost), losers, table, path, rejected.schema)])
+    pq.write_table(rejected.sort_by("row"), out / "rejected" / f"{table.name}.parquet")
+
+
+def _loser_rows(frame: pd.DataFrame, losers: dict[int, str], table: Table, path: Path, schema: pa.Schema) -> pa.Table:
+    """Rows rejected as duplicates or key conflicts, their canonical values written as text."""
+    out = pd.DataFrame({"file": pd.Series(path.name, index=frame.index, dtype="string"), "row": frame[ROW].astype("int64")})
+    for name in table.column_names:
+        out[name] = frame[name].astype("string")
+    out["reason"] = frame[ROW].map(losers).astype("string")
+    return arrow_table(out, schema)
+
+
+def _cross_row_losers(staged: Path, table: Table) -> dict[int, str]:
+    """Row number -> reason for the rows that lose to another: exact duplicates, then key conflicts.
+
+    Exact duplicates: every copy after the first. Key conflicts (rows sharing a key that are
+    not identical): the most complete row (most non-empty columns) wins; on a tie the one
+    furthest down the file, as exports append later versions of a record.
+    """
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET preserve_insertion_order = false")
+        con.execute(f"SET temp_directory = '{staged.parent / 'duckdb.tmp'}'")
+        columns = ", ".join(_quoted(c) for c in table.column_names)
+        source = f"read_parquet('{staged}')"
+        same = " AND ".join(f"s.{_quoted(c)} IS NOT DISTINCT FROM d.{_quoted(c)}" for c in table.column_names)
+        duplicates = con.execute(f"""
+            WITH d AS (SELECT {columns}, min({ROW}) AS first_row FROM {source} GROUP BY ALL HAVING count(*) > 1)
+            SELECT s.{ROW} FROM {source} s JOIN d ON {same} WHERE s.{ROW} <> d.first_row""").fetchnumpy()[ROW]
+        losers = dict.fromkeys(duplicates.tolist(), DUPLICATE_ROW)
+        if table.key:
+            key = ", ".join(_quoted(c) for c in table.key)
+            complete = " + ".join(f"CAST({_quoted(c)} IS NOT NULL AS INTEGER)" for c in table.column_names)
+            con.register("duplicates", pd.DataFrame({ROW: np.asarray(duplicates, dtype="int64")}))
+            conflicts = con.execute(f"""
+                WITH s AS (SELECT {key}, {ROW}, {complete} AS complete FROM {source}
+                           WHERE {ROW} NOT IN (SELECT {ROW} FROM duplicates)),
+                     k AS (SELECT {key} FROM s GROUP BY ALL HAVING count(*) > 1),
+                     ranked AS (SELECT s.{ROW}, row_number() OVER (PARTITION BY {", ".join(f"s.{_quoted(c)}" for c in table.key)}
+                                                              ORDER BY complete DESC, s.{ROW} DESC) AS rank
+                                FROM s SEMI JOIN k USING ({key}))
+                SELECT {ROW} FROM ranked WHERE rank > 1""").fetchnumpy()[ROW]
+            reason = f"conflicting {', '.join(table.key)}"
+            losers.update(dict.fromkeys(conflicts.tolist(), reason))
+        return losers
+    finally:
+        con.close()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

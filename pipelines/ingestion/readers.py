@@ -13,6 +13,7 @@ import fnmatch
 import gzip
 import re
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,15 +29,35 @@ _BOM = b"\xef\xbb\xbf"
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
+CHUNK_ROWS = 500_000  # rows per chunk: large tables stream through ingest in pieces of this size
+
+
 @dataclass
 class RawTable:
-    """One file as read: the rows, where they came from and what was fixed on the way."""
+    """One export file opened for reading: where it is, what was fixed on the way, and its rows in chunks.
 
-    frame: pd.DataFrame
+    Rows are read lazily, ``chunk_rows`` at a time, so a file of a hundred million rows
+    never sits in memory whole; ``frame`` reads everything at once, for small files.
+    """
+
     path: Path
+    read_chunks: Callable[[int], Iterator[pd.DataFrame]]
     empty_file: bool = False
     notes: list[str] = field(default_factory=list)
-    cut_last_row: bool = False  # the file ends mid-row: its last data row is rejected, not trusted
+    ends_mid_row: bool = False  # the file ends mid-row: its last data row is rejected, not trusted
+
+    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+        """The rows in order, at least one (possibly empty) frame, each with ``_row`` numbered from 1."""
+        offset = 0
+        for frame in self.read_chunks(chunk_rows):
+            frame = _with_row_numbers(frame, offset)
+            offset += len(frame)
+            yield frame
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Every row at once."""
+        return pd.concat(list(self.chunks()), ignore_index=True)
 
 
 def find_file(folder: Path, names: list[str]) -> Path | None:
@@ -64,29 +85,47 @@ def looked_for(names: list[str]) -> str:
 
 
 def read_export_file(path: Path) -> RawTable:
-    """Read a CSV (plain or gzipped) as strings, or a Parquet file as stored."""
+    """Open a CSV (plain or gzipped, read as strings) or a Parquet file (read as stored)."""
     if path.name.lower().endswith(".parquet"):
-        return RawTable(_with_row_numbers(_read_parquet(path)), path)
-    return _read_csv(path)
+        return _open_parquet(path)
+    return _open_csv(path)
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    """A Parquet file as stored; a truncated or corrupt one is a user error, not a traceback."""
+def _open_parquet(path: Path) -> RawTable:
+    """A Parquet file read in row batches; a truncated or corrupt one is a user error, not a traceback."""
     import pyarrow
+    import pyarrow.parquet as pq
+
+    def refuse(exc: Exception) -> InputError:
+        reason = " ".join(str(exc).replace(f"'{path}'", "").split())[:160]
+        return InputError(f"{path}: not a readable Parquet file, truncated or corrupt ({reason}); export it again")
 
     try:
-        return pd.read_parquet(path)
+        schema = pq.ParquetFile(path).schema_arrow
     except (pyarrow.ArrowException, OSError, ValueError) as exc:
-        reason = " ".join(str(exc).replace(f"'{path}'", "").split())[:160]
-        raise InputError(f"{path}: not a readable Parquet file, truncated or corrupt ({reason}); "
-                         "export it again") from None
+        raise refuse(exc) from None
+
+    def read(chunk_rows: int) -> Iterator[pd.DataFrame]:
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+            first = True
+            for batch in batches:
+                first = False
+                # through a Table with the file's schema, so pandas metadata (e.g. Int64) applies
+                yield pyarrow.Table.from_batches([batch], schema=schema).to_pandas()
+            if first:
+                yield schema.empty_table().to_pandas()
+        except (pyarrow.ArrowException, OSError, ValueError) as exc:
+            raise refuse(exc) from None
+
+    return RawTable(path, read)
 
 
-def _read_csv(path: Path) -> RawTable:
+def _open_csv(path: Path) -> RawTable:
     head = _head_bytes(path)
     notes: list[str] = []
     if not head.removeprefix(_BOM).strip():
-        return RawTable(pd.DataFrame({ROW: pd.Series(dtype="int64")}), path, empty_file=True,
+        return RawTable(path, lambda _: iter([pd.DataFrame()]), empty_file=True,
                         notes=["empty file (0 bytes): read as a zero-row table"])
     if head.startswith(_BOM):
         notes.append("UTF-8 byte-order mark removed")
@@ -99,12 +138,14 @@ def _read_csv(path: Path) -> RawTable:
     delimiter = sniff_delimiter(text_head)
     if delimiter != ",":
         notes.append(f"delimiter detected: {_DELIMITER_NAMES[delimiter]}")
-    frame = _parse_csv(path, delimiter, encoding)
-    _refuse_unsplit_header(path, frame)
-    cut = len(frame) > 0 and _ends_mid_row(path)
-    if cut:
-        notes.append("file does not end with a newline: the last row may be cut off, so it is rejected")
-    return RawTable(_with_row_numbers(frame), path, notes=notes, cut_last_row=cut)
+
+    def read(chunk_rows: int) -> Iterator[pd.DataFrame]:
+        for number, frame in enumerate(_parse_csv(path, delimiter, encoding, chunk_rows)):
+            if number == 0:
+                _refuse_unsplit_header(path, frame)
+            yield frame
+
+    return RawTable(path, read, notes=notes, ends_mid_row=_ends_mid_row(path))
 
 
 def _ends_mid_row(path: Path) -> bool:
@@ -154,12 +195,16 @@ def sniff_delimiter(text: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _parse_csv(path: Path, delimiter: str, encoding: str) -> pd.DataFrame:
+def _parse_csv(path: Path, delimiter: str, encoding: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The CSV's rows as string frames of ``chunk_rows``; parse errors become one-line InputErrors."""
     try:
-        return pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, na_filter=False,
-                           encoding=encoding, quotechar='"', skip_blank_lines=True, compression="infer")
+        reader = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, na_filter=False,
+                             encoding=encoding, quotechar='"', skip_blank_lines=True, compression="infer",
+                             chunksize=chunk_rows)
+        with reader:
+            yield from reader
     except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+        yield pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError, csv.Error, ValueError) as exc:
         reason = " ".join(str(exc).split())
         raise InputError(f"{path}: not a readable CSV ({reason})") from None
@@ -175,11 +220,11 @@ def _refuse_unsplit_header(path: Path, frame: pd.DataFrame) -> None:
                          f"comma, semicolon, tab or pipe (header: {str(frame.columns[0])[:80]!r})")
 
 
-def _with_row_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Trim header whitespace and number the data rows from 1, as a spreadsheet user counts."""
+def _with_row_numbers(frame: pd.DataFrame, offset: int = 0) -> pd.DataFrame:
+    """Trim header whitespace and number the data rows from ``offset + 1``, as a spreadsheet user counts."""
     frame = frame.rename(columns=lambda c: str(c).strip().lstrip("\ufeff"))
     frame = frame.reset_index(drop=True)
-    frame[ROW] = pd.RangeIndex(1, len(frame) + 1)
+    frame[ROW] = pd.RangeIndex(offset + 1, offset + len(frame) + 1)
     return frame
 
 
@@ -188,5 +233,5 @@ def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.apply(lambda col: col.astype("string"))
 
 
-__all__ = ["EXTENSIONS", "ROW", "RawTable", "find_file", "looked_for", "read_export_file",
+__all__ = ["CHUNK_ROWS", "EXTENSIONS", "ROW", "RawTable", "find_file", "looked_for", "read_export_file",
            "sniff_delimiter", "text_frame"]

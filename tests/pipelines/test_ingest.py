@@ -1,5 +1,6 @@
 """The ingest stage on a hand-made messy export: every bad row repaired or rejected, with exact counts."""
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -239,3 +240,17 @@ def test_a_cp1252_file_is_read_with_a_note(tmp_path):
     raw = read_export_file(tmp_path / "t.csv")
     assert raw.frame["name"].tolist() == ["Société Générale"]
     assert raw.notes == ["not valid UTF-8: decoded as cp1252"]
+
+
+@pytest.mark.parametrize("export,preset", [("messy", "canonical"), ("salesforce", "salesforce"), ("hubspot", "hubspot")])
+def test_chunked_ingest_equals_one_pass(export, preset):
+    """Chunks of 2 rows split duplicates, key conflicts and the cut last row across chunks: same outcome."""
+    reference = dt.date(2025, 6, 30) if export != "messy" else None
+    whole = ingest_export(FIXTURES / export, preset, reference)
+    chunked = ingest_export(FIXTURES / export, preset, reference, chunk_rows=2)
+    assert chunked.report.to_dict() == whole.report.to_dict()
+    for name, frame in whole.tables.items():
+        pd.testing.assert_frame_equal(chunked.tables[name], frame)
+        pd.testing.assert_frame_equal(chunked.rejected[name], whole.rejected[name])
+    totals = whole.report.to_dict()["totals"]
+    assert totals["rows_rejected"] + totals["rows_filtered"] > 0  # the rules had work to do
