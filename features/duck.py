@@ -15,13 +15,87 @@ transpiles it to Spark) and point-in-time safe:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from features.engine import Engine, open_engine
+from features.engine import DuckDBEngine, Engine, open_engine
 
 KEY = ["account_id", "snapshot_date"]
+
+
+@dataclass(frozen=True)
+class ParquetTable:
+    """A canonical table left on disk: the engine reads it where it lies, a frame is never built.
+
+    The large event tables (usage, e-mails) are tens of millions of rows; DuckDB scans the
+    Parquet file in parallel, reading only the columns a family selects, with memory bounded
+    by the query rather than by the table. Supports what the families ask of a frame:
+    ``len``, ``columns``, ``empty`` and ``table[[columns]]``.
+    """
+
+    path: Path
+    selected: tuple[str, ...] | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        import pyarrow.parquet as pq
+
+        names = pq.ParquetFile(self.path).schema_arrow.names
+        return [c for c in names if self.selected is None or c in self.selected]
+
+    def __len__(self) -> int:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(self.path).metadata.num_rows
+
+    @property
+    def empty(self) -> bool:
+        return len(self) == 0
+
+    def __getitem__(self, columns: Sequence[str]) -> "ParquetTable":
+        missing = [c for c in columns if c not in self.columns]
+        if missing:
+            raise KeyError(f"{self.path}: no column(s) {', '.join(missing)}")
+        return ParquetTable(self.path, tuple(columns))
+
+    def to_pandas(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path, columns=list(self.selected) if self.selected else None)
+
+    def view_sql(self) -> str:
+        """A SELECT over the file with tz-aware timestamps as naive UTC, like ``naive_utc`` does for frames."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pq.ParquetFile(self.path).schema_arrow
+        columns = []
+        for name in self.columns:
+            field = schema.field(name)
+            quoted = '"' + name.replace('"', '""') + '"'
+            is_tz = pa.types.is_timestamp(field.type) and field.type.tz is not None
+            columns.append(f"CAST({quoted} AS TIMESTAMP_NS) AS {quoted}" if is_tz else quoted)
+        path = str(self.path).replace("'", "''")
+        return f"SELECT {', '.join(columns)} FROM read_parquet('{path}')"
+
+
+Table = pd.DataFrame | ParquetTable
+
+
+def column_max(table: Table, column: str) -> object:
+    """The largest value of one column, read from the file's own engine when the table is on disk."""
+    if isinstance(table, ParquetTable):
+        import duckdb
+
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            quoted = '"' + column.replace('"', '""') + '"'
+            return con.execute(f"SELECT max({quoted}) FROM ({table[[column]].view_sql()})").fetchone()[0]
+        finally:
+            con.close()
+    return table[column].max()
 
 
 def naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
@@ -33,11 +107,15 @@ def naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def connect(tables: Mapping[str, pd.DataFrame], grid: pd.DataFrame | None = None) -> Engine:
+def connect(tables: Mapping[str, Table], grid: pd.DataFrame | None = None) -> Engine:
     """An engine of the current kind (``features.engine.use_engine``) with the tables and grid as views."""
     con = open_engine()
     for name, frame in tables.items():
-        con.register(name, naive_utc(frame))
+        if isinstance(frame, ParquetTable) and isinstance(con, DuckDBEngine):
+            con.register_parquet(name, frame)
+        else:
+            # Spark gets frames: its Parquet reader refuses the nanosecond timestamps pandas writes
+            con.register(name, naive_utc(frame.to_pandas() if isinstance(frame, ParquetTable) else frame))
     if grid is not None:
         con.register("grid", grid[KEY])
         snaps = pd.DataFrame({"snapshot_date": pd.Series(grid["snapshot_date"].unique()).sort_values()})

@@ -53,6 +53,10 @@ class DuckDBEngine:
     def register(self, name: str, frame: pd.DataFrame) -> None:
         self.con.register(name, frame)
 
+    def register_parquet(self, name: str, table: Any) -> None:
+        """A view over a ``features.duck.ParquetTable``: DuckDB scans the file, no frame is built."""
+        self.con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {table.view_sql()}')
+
     def query(self, sql: str) -> pd.DataFrame:
         return self.con.execute(sql).df()
 

@@ -22,13 +22,13 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from features.duck import connect, query
+from features.duck import Table, column_max, connect, query
 from features.schemas import TABLES
 
 DateLike = dt.date | str | pd.Timestamp
 
 
-def export_last_date(tables: Mapping[str, pd.DataFrame]) -> pd.Timestamp:
+def export_last_date(tables: Mapping[str, Table]) -> pd.Timestamp:
     """The last calendar day the export has recorded activity for (labels are observed up to it).
 
     It is the max over every event timestamp of the optional tables and the accounts'
@@ -41,14 +41,14 @@ def export_last_date(tables: Mapping[str, pd.DataFrame]) -> pd.Timestamp:
         if name not in TABLES or name == "contracts" or frame.empty:
             continue
         for column in TABLES[name].columns:
-            if column.dtype in ("timestamp", "date") and column.name in frame:
-                value = frame[column.name].max()
+            if column.dtype in ("timestamp", "date") and column.name in frame.columns:
+                value = column_max(frame, column.name)
                 if pd.notna(value):
                     candidates.append(_as_day(value))
     if len(candidates) <= 1 and "contracts" in tables:  # only accounts.created_date: not activity enough
         contracts = tables["contracts"]
         for name in ("start_date", "cancel_date"):
-            if name in contracts and contracts[name].notna().any():
+            if name in contracts.columns and contracts[name].notna().any():
                 candidates.append(_as_day(contracts[name].max()))
     if not candidates:
         raise ValueError("the export has no dates at all: cannot place snapshots")

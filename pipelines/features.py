@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.build import build_features
+from features.duck import ParquetTable, Table
 from features.engine import ENGINES, stop_spark, use_engine
 from features.errors import InputError
 from features.schemas import SCHEMAS, TABLES
@@ -23,21 +24,32 @@ from pipelines.logs import timed
 LOG = logging.getLogger("churn.features")
 
 
-def read_tables(interim: Path) -> dict[str, pd.DataFrame]:
-    """Every canonical table present in ``interim``, coerced to the contract's dtypes."""
+IN_MEMORY = ("accounts", "contracts")  # one row per account or contract: small, and read by pandas code
+
+
+def read_tables(interim: Path) -> dict[str, Table]:
+    """Every canonical table present in ``interim``: accounts and contracts as validated frames,
+    the event tables as ``ParquetTable`` references that the engine scans in place.
+
+    The event tables were validated by ingest when written; here their columns are checked,
+    so a hand-made or older interim folder fails with the file and the columns it lacks.
+    """
     if not interim.is_dir():
         raise InputError(f"{interim}: canonical tables folder not found (run `churn ingest` first)")
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[str, Table] = {}
     for name in TABLES:
         path = interim / f"{name}.parquet"
         if not path.exists():
             LOG.info("features: %s absent, its family will be dropped", path)
             continue
-        frame = pd.read_parquet(path)
-        missing = [c for c in TABLES[name].column_names if c not in frame.columns]
+        table = ParquetTable(path)
+        missing = [c for c in TABLES[name].column_names if c not in table.columns]
         if missing:
             raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-        tables[name] = SCHEMAS[name].validate(frame[TABLES[name].column_names])
+        if name in IN_MEMORY:
+            tables[name] = SCHEMAS[name].validate(table.to_pandas()[TABLES[name].column_names])
+        else:
+            tables[name] = table[TABLES[name].column_names]
     return tables
 
 

@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from features.catalogue import FeatureSpec, catalogue_from_json  # noqa: E402
+from features.duck import Table, column_max  # noqa: E402
 from features.errors import InputError  # noqa: E402
 from features.schemas import TABLES  # noqa: E402
 from models import explain, plays, tracking  # noqa: E402
@@ -42,9 +43,11 @@ TOP_WATERFALLS = 10
 
 # ---------------------------------------------------------------- inputs
 
-def read_canonical_tables(folder: Path) -> dict[str, pd.DataFrame]:
-    """The canonical Parquet tables present in ``folder`` (absent optional tables stay absent)."""
-    tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES if (folder / f"{name}.parquet").exists()}
+def read_canonical_tables(folder: Path) -> dict[str, Table]:
+    """The canonical tables present in ``folder`` as the features stage reads them (event tables left on disk)."""
+    from pipelines.features import read_tables
+
+    tables = read_tables(folder)
     missing = [name for name, t in TABLES.items() if t.required and name not in tables]
     if missing:
         raise InputError(f"{folder}: canonical table(s) {', '.join(missing)} not found; run `dvc repro ingest` first")
@@ -61,20 +64,20 @@ def tables_from_export(export: Path, preset: str) -> dict[str, pd.DataFrame]:
     return dict(result.tables)
 
 
-def export_last_date(tables: dict[str, pd.DataFrame]) -> dt.date:
+def export_last_date(tables: dict[str, Table]) -> dt.date:
     """The last day with any dated row in the export."""
     latest: list[pd.Timestamp] = []
     for name, frame in tables.items():
         for column in TABLES[name].columns:
-            if column.dtype in ("timestamp", "date") and column.name in frame and frame[column.name].notna().any():
-                value = frame[column.name].max()
+            value = column_max(frame, column.name) if column.dtype in ("timestamp", "date") and column.name in frame.columns else None
+            if pd.notna(value):
                 latest.append(pd.Timestamp(value).tz_localize(None) if getattr(value, "tzinfo", None) else pd.Timestamp(value))
     # Contract end dates lie in the future by design; they are not "data seen so far".
     events = [v for v in latest if v <= pd.Timestamp.now() + pd.Timedelta(days=1)] or latest
     return max(events).date()
 
 
-def default_as_of(tables: dict[str, pd.DataFrame]) -> dt.date:
+def default_as_of(tables: dict[str, Table]) -> dt.date:
     """This week's scoring date: the day after the export's last event, so the whole export is seen."""
     frames = {k: v for k, v in tables.items() if k not in ("accounts", "contracts")} or tables
     return export_last_date(frames) + dt.timedelta(days=1)
@@ -131,7 +134,7 @@ def risk_tier(probability: pd.Series, tiers: dict[str, float]) -> pd.Series:
     return out
 
 
-def build_scores(tables: dict[str, pd.DataFrame], as_of: dt.date, model: ChurnModel, model_version: str, s: Settings) -> dict:
+def build_scores(tables: dict[str, Table], as_of: dt.date, model: ChurnModel, model_version: str, s: Settings) -> dict:
     """Features at as-of and as-of − 7 days, probabilities, SHAP, reasons, plays: the at-risk table."""
     from features.build import build_features
 
