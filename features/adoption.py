@@ -122,7 +122,7 @@ def adoption_sql() -> str:
         SELECT account_id, feature, min(first_day) AS first_day FROM feature_bucket GROUP BY account_id, feature
     ), catalogue AS (
         SELECT s.snapshot_date, count(*) AS n_features
-        FROM (SELECT feature, min(first_day) AS first_day FROM first_use GROUP BY feature) f
+        FROM feature_first_day f
         JOIN snaps s ON f.first_day < s.snapshot_date
         GROUP BY s.snapshot_date
     ), deltas AS (
@@ -176,15 +176,37 @@ def adoption_sql() -> str:
     """
 
 
-def adoption_features(tables: dict[str, pd.DataFrame], grid: pd.DataFrame) -> pd.DataFrame:
+FEATURE_FIRST_DAY_SQL = """
+    SELECT feature, min(date_trunc('day', event_at)) AS first_day FROM usage GROUP BY feature"""
+
+
+def feature_first_days(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The first day any account used each feature: the product's catalogue, shared by all accounts.
+
+    Computed once over the whole usage table, so adoption can run on batches of accounts and
+    still measure each account's breadth against every feature the product had.
+    """
+    con = connect({"usage": tables["usage_events"][["feature", "event_at"]]})
+    first = query(con, FEATURE_FIRST_DAY_SQL)
+    con.close()
+    return pd.DataFrame({"feature": first["feature"].astype("string"),
+                         "first_day": pd.to_datetime(first["first_day"]).astype("datetime64[ns]")})
+
+
+def adoption_features(tables: dict[str, pd.DataFrame], grid: pd.DataFrame,
+                      first_days: pd.DataFrame | None = None) -> pd.DataFrame:
     """Adoption features for every (account, snapshot) of ``grid``.
+
+    ``first_days`` (``feature_first_days`` of the whole book) is given when ``tables`` hold
+    only a batch of accounts; by default it is computed from ``tables``.
 
     Returns:
         ``grid``'s keys plus the float64 columns in ``NAMES``.
     """
     contracts = tables["contracts"][["contract_id", "account_id", "start_date", "end_date", "arr", "seats"]]
     usage = tables["usage_events"][["account_id", "user_id", "feature", "event_at", "event_count"]]
-    con = connect({"usage": usage, "contracts": contracts}, grid)
+    first_days = feature_first_days(tables) if first_days is None else first_days
+    con = connect({"usage": usage, "contracts": contracts, "feature_first_day": first_days}, grid)
     result = query(con, adoption_sql())
     con.close()
     return finish(grid, result, NAMES, COUNTS)

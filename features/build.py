@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features import adoption, context, qbr, responsiveness, support, tenure, voice
 from features.catalogue import FeatureSpec, catalogue_to_json
-from features.duck import KEY
+from features.duck import KEY, Table, for_accounts
 from features.errors import InputError
 from features.schemas import TABLES
 from features.snapshots import build_grid, export_last_date, normalise_dates, snapshot_dates
@@ -37,6 +38,7 @@ class SnapshotParams:
     horizon_days: int = 90
     grace_days: int = 30
     business_hours: tuple[int, int] = (9, 18)
+    batch_rows: int = 2_500_000
 
     @classmethod
     def coerce(cls, params: Any) -> "SnapshotParams":
@@ -50,30 +52,42 @@ class SnapshotParams:
             horizon_days=int(get("horizon_days", 90)),
             grace_days=int(get("grace_days", 30)),
             business_hours=tuple(int(h) for h in get("business_hours", (9, 18))),
+            batch_rows=int(get("batch_rows", 2_500_000)),
         )
 
 
 @dataclass(frozen=True)
 class Family:
-    """One feature family: the tables it needs, its specs and its function."""
+    """One feature family: the tables it needs, its specs and its function.
+
+    ``per_account``: each account's features depend on that account's rows (and on ``shared``,
+    computed once from the whole book), so the family can run on batches of accounts: exactly
+    the same values, a fraction of the memory. Adoption shares the product's feature catalogue.
+    """
 
     name: str
     requires: tuple[str, ...]
     specs: list[FeatureSpec]
-    compute: Callable[[dict[str, pd.DataFrame], pd.DataFrame, SnapshotParams], pd.DataFrame]
+    compute: Callable[[dict[str, Table], pd.DataFrame, SnapshotParams, Any], pd.DataFrame]
+    per_account: bool = True
+    shared: Callable[[dict[str, Table]], Any] = lambda tables: None
 
 
 FAMILIES: tuple[Family, ...] = (
     Family("responsiveness", ("emails",), responsiveness.SPECS,
-           lambda t, g, p: responsiveness.responsiveness_features(t, g, p.business_hours)),
-    Family("qbr", ("meetings",), qbr.SPECS, lambda t, g, p: qbr.qbr_features(t, g)),
-    Family("adoption", ("usage_events",), adoption.SPECS, lambda t, g, p: adoption.adoption_features(t, g)),
-    Family("support", ("tickets",), support.TICKET_SPECS, lambda t, g, p: support.ticket_features(t, g)),
+           lambda t, g, p, _: responsiveness.responsiveness_features(t, g, p.business_hours)),
+    Family("qbr", ("meetings",), qbr.SPECS, lambda t, g, p, _: qbr.qbr_features(t, g)),
+    Family("adoption", ("usage_events",), adoption.SPECS,
+           lambda t, g, p, first_days: adoption.adoption_features(t, g, first_days),
+           shared=adoption.feature_first_days),
+    Family("support", ("tickets",), support.TICKET_SPECS, lambda t, g, p, _: support.ticket_features(t, g)),
     # proactive touches belong to the support family but are read from e-mails
-    Family("support", ("emails",), support.PROACTIVE_SPECS, lambda t, g, p: support.proactive_features(t, g)),
-    Family("voice", ("surveys",), voice.SPECS, lambda t, g, p: voice.voice_features(t, g)),
-    Family("tenure", ("contracts",), tenure.SPECS, lambda t, g, p: tenure.tenure_features(t, g)),
-    Family("context", ("accounts",), context.SPECS, lambda t, g, p: context.context_features(t, g)),
+    Family("support", ("emails",), support.PROACTIVE_SPECS, lambda t, g, p, _: support.proactive_features(t, g)),
+    Family("voice", ("surveys",), voice.SPECS, lambda t, g, p, _: voice.voice_features(t, g)),
+    Family("tenure", ("contracts",), tenure.SPECS, lambda t, g, p, _: tenure.tenure_features(t, g)),
+    # categories are every region and segment of the book, so context sees all accounts at once
+    Family("context", ("accounts",), context.SPECS, lambda t, g, p, _: context.context_features(t, g),
+           per_account=False),
 )
 
 
@@ -118,6 +132,38 @@ def resolve_snapshots(
     return normalise_dates(list(snapshots))
 
 
+def account_batches(grid: pd.DataFrame, rows_in: int, batch_rows: int) -> list[tuple[str, str]]:
+    """Ranges of account ids (first, last) splitting the grid's accounts so each batch reads ~``batch_rows`` rows."""
+    accounts = np.sort(grid["account_id"].astype("string").unique().to_numpy(dtype=object))
+    n = min(len(accounts), max(1, -(-rows_in // max(batch_rows, 1))))
+    if n == 0:
+        return []
+    return [(str(part[0]), str(part[-1])) for part in np.array_split(accounts, n) if len(part)]
+
+
+def compute_in_batches(family: Family, tables: Mapping[str, Table], grid: pd.DataFrame, p: SnapshotParams,
+                       rows_in: int) -> pd.DataFrame:
+    """``family.compute`` on the whole grid, or batch by batch of accounts when its tables are large.
+
+    Exact percentiles cannot spill to disk, so a family over tens of millions of e-mails runs
+    on account ranges instead; its values are the same, its memory a fraction. The result is
+    aligned on ``grid``'s rows, as ``compute`` itself returns it.
+    """
+    batches = account_batches(grid, rows_in, p.batch_rows) if family.per_account else []
+    if len(batches) <= 1:
+        return family.compute(dict(tables), grid, p, None)
+    shared = family.shared(dict(tables))
+    ids = grid["account_id"].astype("string")
+    parts = []
+    for number, (first, last) in enumerate(batches, 1):
+        rows = ((ids >= first) & (ids <= last)).to_numpy(dtype=bool)
+        subset = {name: for_accounts(t, first, last) if name != "accounts" else t for name, t in tables.items()}
+        part = family.compute(subset, grid[rows].reset_index(drop=True), p, shared)
+        parts.append(part.set_index(np.flatnonzero(rows)))
+        LOG.info("features: %s: batch %d of %d (accounts %s to %s)", family.name, number, len(batches), first, last)
+    return pd.concat(parts).sort_index().reset_index(drop=True)
+
+
 def build_features(
     tables: Mapping[str, pd.DataFrame],
     snapshots: Iterable | pd.Series | None,
@@ -159,9 +205,10 @@ def build_features(
                 dropped_features[spec.name] = "; ".join(absent)
             continue
         start = time.perf_counter()
-        result = family.compute(usable, grid[KEY], p)
-        seconds = time.perf_counter() - start
+        LOG.info("features: %s (%s): computing", family.name, ", ".join(family.requires))
         rows_in = sum(len(usable[t]) for t in family.requires)
+        result = compute_in_batches(family, usable, grid[KEY], p, rows_in)
+        seconds = time.perf_counter() - start
         LOG.info("features: %s (%s): %s rows in, %s rows out in %.2f s (%.0f rows/s)", family.name,
                  ", ".join(family.requires), f"{rows_in:,}", f"{len(result):,}", seconds,
                  rows_in / max(seconds, 1e-9))

@@ -38,6 +38,7 @@ class ParquetTable:
 
     path: Path
     selected: tuple[str, ...] | None = None
+    accounts: tuple[str, str] | None = None  # only rows whose account_id lies in [first, last]
 
     @property
     def columns(self) -> list[str]:
@@ -59,10 +60,11 @@ class ParquetTable:
         missing = [c for c in columns if c not in self.columns]
         if missing:
             raise KeyError(f"{self.path}: no column(s) {', '.join(missing)}")
-        return ParquetTable(self.path, tuple(columns))
+        return ParquetTable(self.path, tuple(columns), self.accounts)
 
     def to_pandas(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path, columns=list(self.selected) if self.selected else None)
+        filters = [("account_id", ">=", self.accounts[0]), ("account_id", "<=", self.accounts[1])] if self.accounts else None
+        return pd.read_parquet(self.path, columns=list(self.selected) if self.selected else None, filters=filters)
 
     def view_sql(self) -> str:
         """A SELECT over the file with tz-aware timestamps as naive UTC, like ``naive_utc`` does for frames."""
@@ -77,7 +79,19 @@ class ParquetTable:
             is_tz = pa.types.is_timestamp(field.type) and field.type.tz is not None
             columns.append(f"CAST({quoted} AS TIMESTAMP_NS) AS {quoted}" if is_tz else quoted)
         path = str(self.path).replace("'", "''")
-        return f"SELECT {', '.join(columns)} FROM read_parquet('{path}')"
+        where = ""
+        if self.accounts:
+            first, last = (a.replace("'", "''") for a in self.accounts)
+            where = f" WHERE account_id >= '{first}' AND account_id <= '{last}'"
+        return f"SELECT {', '.join(columns)} FROM read_parquet('{path}'){where}"
+
+
+def for_accounts(table: Table, first: str, last: str) -> Table:
+    """The rows of accounts ``first`` to ``last`` (inclusive, in string order), lazily for Parquet."""
+    if isinstance(table, ParquetTable):
+        return ParquetTable(table.path, table.selected, (first, last))
+    ids = table["account_id"].astype("string")
+    return table[((ids >= first) & (ids <= last)).fillna(False).to_numpy()]
 
 
 Table = pd.DataFrame | ParquetTable

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ import pandas as pd
 
 ENGINES = ("duckdb", "spark")
 _CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("feature_engine", default="duckdb")
+_MEMORY_LIMIT: contextvars.ContextVar[str | None] = contextvars.ContextVar("duckdb_memory_limit", default=None)
 
 
 class Engine(Protocol):
@@ -46,9 +48,13 @@ class DuckDBEngine:
 
     name = "duckdb"
 
-    def __init__(self) -> None:
+    def __init__(self, memory_limit: str | None = None) -> None:
         self.con = duckdb.connect(database=":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
+            # past the limit, joins, aggregates and sorts spill to disk instead of taking the machine's memory
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            self.con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/churn-duckdb-{os.getpid()}'")
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         self.con.register(name, frame)
@@ -194,17 +200,22 @@ def current_engine() -> str:
 
 
 @contextmanager
-def use_engine(name: str) -> Iterator[None]:
-    """Run the feature families inside this block on engine ``name`` (duckdb or spark)."""
+def use_engine(name: str, memory_limit: str | None = None) -> Iterator[None]:
+    """Run the feature families inside this block on engine ``name`` (duckdb or spark).
+
+    ``memory_limit`` (e.g. ``4GB``) caps each DuckDB connection; by default DuckDB allows
+    itself 80% of the machine, which a 100,000-account book would take.
+    """
     if name not in ENGINES:
         raise ValueError(f"unknown feature engine {name!r}; expected one of {', '.join(ENGINES)}")
-    token = _CURRENT.set(name)
+    token, limit = _CURRENT.set(name), _MEMORY_LIMIT.set(memory_limit)
     try:
         yield
     finally:
         _CURRENT.reset(token)
+        _MEMORY_LIMIT.reset(limit)
 
 
 def open_engine() -> Engine:
     """A fresh engine of the current kind."""
-    return SparkEngine() if current_engine() == "spark" else DuckDBEngine()
+    return SparkEngine() if current_engine() == "spark" else DuckDBEngine(_MEMORY_LIMIT.get())

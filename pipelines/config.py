@@ -53,6 +53,7 @@ class DataParams(_Strict):
     export_dir: Path
     preset: str = "canonical"
     chunk_rows: int = Field(500_000, ge=1)  # rows per chunk at ingest: bounds memory, whatever the export's size
+    workers: int = Field(2, ge=1)  # processes applying the row rules to chunks of large tables
 
 
 class DemoParams(_Strict):
@@ -69,6 +70,8 @@ class FeatureParams(_Strict):
     grace_days: int = 30
     business_hours: tuple[int, int] = (9, 18)
     engine: Literal["duckdb", "spark"] = "duckdb"
+    batch_rows: int = Field(2_500_000, ge=1)  # event rows per batch of accounts in per-account families
+    duckdb_memory_limit: str = Field("6GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
 class TrainParams(_Strict):

@@ -65,7 +65,7 @@ def main(interim: Path | None = None, out: Path | None = None, engine: str | Non
     tables = read_tables(interim)
     rows_in = sum(len(t) for t in tables.values())
     LOG.info("features: engine %s", engine)
-    with timed("features", rows_in) as info, use_engine(engine):
+    with timed("features", rows_in) as info, use_engine(engine, cfg.features.duckdb_memory_limit):
         try:
             frame, catalogue = build_features(tables, None, cfg.features)
         finally:

@@ -47,3 +47,24 @@ def timed(step: str, rows_in: int | None = None) -> Iterator[dict]:
     else:
         LOG.info("%s: done in %.1f s", step, elapsed)
     info["seconds"] = elapsed
+
+
+class Progress:
+    """Rows processed and time elapsed for a long step, logged at most every ``every`` seconds.
+
+    At 100,000 accounts a table can take minutes: a line every few seconds tells the user it moves.
+    """
+
+    def __init__(self, step: str, every: float = 10.0, logger: logging.Logger = LOG) -> None:
+        self.step, self.every, self.log = step, every, logger
+        self.start = self.last = time.perf_counter()
+
+    def update(self, rows: int) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self.log.info("%s: %s rows read, %.0f s elapsed", self.step, f"{rows:,}", now - self.start)
+
+    def done(self, rows: int) -> None:
+        elapsed = time.perf_counter() - self.start
+        self.log.info("%s: %s rows in %.1f s (%.0f rows/s)", self.step, f"{rows:,}", elapsed, rows / max(elapsed, 1e-9))

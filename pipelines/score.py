@@ -137,10 +137,12 @@ def risk_tier(probability: pd.Series, tiers: dict[str, float]) -> pd.Series:
 def build_scores(tables: dict[str, Table], as_of: dt.date, model: ChurnModel, model_version: str, s: Settings) -> dict:
     """Features at as-of and as-of − 7 days, probabilities, SHAP, reasons, plays: the at-risk table."""
     from features.build import build_features
+    from features.engine import use_engine
 
     before = as_of - dt.timedelta(days=7)
     with timed("score: features at as-of and as-of - 7 days") as t:
-        frame, catalog = build_features(tables, [before, as_of], s.features)
+        with use_engine("duckdb", s.features.duckdb_memory_limit):
+            frame, catalog = build_features(tables, [before, as_of], s.features)
         t["rows"] = len(frame)
     check_feature_drift(model, catalog, frame)
     specs = {spec.name: spec for spec in catalogue_from_json(catalog)}

@@ -34,6 +34,7 @@ from pipelines.ingestion.presets import (BUILT_IN, Mapping, SourceSpec, apply_de
 from pipelines.ingestion.readers import CHUNK_ROWS, ROW, RawTable, find_file, looked_for, read_export_file
 from pipelines.ingestion.report import IngestReport, TableReport
 from pipelines.io import arrow_table
+from pipelines.logs import Progress
 
 REJECTED_META = ("file", "row")
 TRUNCATED_ROW = "truncated row (file ends mid-row)"
@@ -61,18 +62,18 @@ def reference_date(export_dir: Path, today: dt.date | None = None) -> dt.date:
 
 
 def ingest_export(export_dir: Path, preset: str | Path = "canonical", reference: dt.date | None = None,
-                  chunk_rows: int = CHUNK_ROWS) -> IngestResult:
+                  chunk_rows: int = CHUNK_ROWS, workers: int = 1) -> IngestResult:
     """``ingest_export_to`` a scratch folder, read back into pandas: for small exports, tests and scoring."""
     with tempfile.TemporaryDirectory(prefix="churn-ingest-") as tmp:
         out = Path(tmp)
-        report = ingest_export_to(export_dir, out, preset, reference, chunk_rows)
+        report = ingest_export_to(export_dir, out, preset, reference, chunk_rows, workers)
         tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in report.tables}
         rejected = {name: pd.read_parquet(out / "rejected" / f"{name}.parquet") for name in report.tables}
     return IngestResult(tables, rejected, report)
 
 
 def ingest_export_to(export_dir: Path, out: Path, preset: str | Path = "canonical", reference: dt.date | None = None,
-                     chunk_rows: int = CHUNK_ROWS) -> IngestReport:
+                     chunk_rows: int = CHUNK_ROWS, workers: int = 1) -> IngestReport:
     """Write ``<out>/<table>.parquet`` and ``<out>/rejected/<table>.parquet`` for every table the preset finds.
 
     Accounts come first, so the other tables can reject rows of unknown accounts.
@@ -92,7 +93,7 @@ def ingest_export_to(export_dir: Path, out: Path, preset: str | Path = "canonica
                 report.tables_absent.append(name)
                 continue
             source, raw, ignored = located
-            table_report = ingest_table(raw, source, table, reference, known_accounts, out, chunk_rows)
+            table_report = ingest_table(raw, source, table, reference, known_accounts, out, chunk_rows, workers)
             table_report.notes.extend(ignored)
             report.tables[name] = table_report
             if name == "accounts":
@@ -156,33 +157,120 @@ class _Verdicts:
 
 
 def ingest_table(raw: RawTable, source: SourceSpec, table: Table, reference: dt.date,
-                 known_accounts: pd.Index | None, out: Path, chunk_rows: int = CHUNK_ROWS) -> TableReport:
-    """Turn one file into ``<out>/<table>.parquet`` and its rejected rows, accounting for every row read."""
+                 known_accounts: pd.Index | None, out: Path, chunk_rows: int = CHUNK_ROWS,
+                 workers: int = 1) -> TableReport:
+    """Turn one file into ``<out>/<table>.parquet`` and its rejected rows, accounting for every row read.
+
+    With ``workers > 1`` the row rules of successive chunks run in that many processes while
+    this one reads the file and writes the results, in file order; a file of one chunk never
+    starts a process.
+    """
     report = TableReport(table.name, file=str(raw.path), notes=list(raw.notes))
-    staged = out / STAGING / f"{table.name}.parquet"
-    rejected_staged = out / STAGING / f"{table.name}.rejected.parquet"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    rules = _repair_rules(source)
+    staging = _Staging(out / STAGING, table.name)
+    job = _ChunkJob(source, table, reference, known_accounts, _repair_rules(source), raw.path)
     watch = _WrongTypeWatch(raw.path, source)
     notes: list[str] = []
-    with _ParquetSink(staged, _staged_schema(table)) as kept, \
-            _ParquetSink(rejected_staged, _rejected_schema(table)) as rejected:
+    progress = Progress(f"ingest: {table.name}")
+    with _ParquetSink(staging.kept, _canonical_schema(table)) as kept, \
+            _ParquetSink(staging.rows, _ROWS_SCHEMA) as rows, \
+            _ParquetSink(staging.rejected, _rejected_schema(table)) as rejected, \
+            _ChunkRunner(workers) as runner:
+        def collect(result: _ChunkResult) -> None:
+            kept.write(result.staged[table.column_names])
+            rows.write(result.staged[[ROW, REPAIRS]])
+            rejected.write(result.rejected)
+            report.rows_filtered.update(result.filtered)
+            report.rows_rejected.update(result.rejected_counts)
+            notes.extend(result.notes)
+            watch.merge(result.watch)
+            progress.update(int(result.staged[ROW].max()) if len(result.staged) else 0)
+
         for chunk, last in _with_last(raw.chunks(chunk_rows)):
             report.rows_read += len(chunk)
             if raw.empty_file:
                 break
             cut_row = int(chunk[ROW].iloc[-1]) if raw.ends_mid_row and last and len(chunk) else None
-            alive, gone = _chunk(chunk, source, table, reference, known_accounts, cut_row, rules, watch, notes, report,
-                                 raw.path)
-            kept.write(alive)
-            rejected.write(gone)
+            runner.submit(job, chunk, cut_row, first=not report.rows_read - len(chunk), collect=collect)
+        runner.drain(collect)
     watch.refuse_wrong_types()
     if raw.ends_mid_row and report.rows_read:
         notes.append("file does not end with a newline: the last row may be cut off, so it is rejected")
     report.notes.extend(dict.fromkeys(notes))  # once each, in order, however many chunks raised them
-    _finish_table(staged, rejected_staged, table, rules, raw.path, out, report)
+    _finish_table(staging, table, job.rules, raw.path, out, report)
+    progress.done(report.rows_read)
     report.check_invariant()
     return report
+
+
+@dataclass(frozen=True)
+class _ChunkJob:
+    """What the row rules need besides the chunk itself (sent to worker processes with each chunk)."""
+
+    source: SourceSpec
+    table: Table
+    reference: dt.date
+    known_accounts: pd.Index | None
+    rules: list[str]
+    path: Path
+
+
+@dataclass
+class _ChunkResult:
+    """One chunk's surviving typed rows, rejected rows (as text) and counts, to merge in file order."""
+
+    staged: pd.DataFrame
+    rejected: pd.DataFrame
+    filtered: dict[str, int]
+    rejected_counts: dict[str, int]
+    notes: list[str]
+    watch: "_WrongTypeWatch"
+
+
+class _ChunkRunner:
+    """Runs ``_chunk`` in this process, or in a pool of processes once a second chunk shows up.
+
+    At most ``workers + 1`` chunks are in flight, so memory stays a few chunks whatever the file's size.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self.pool = None
+        self.pending: list = []
+
+    def __enter__(self) -> "_ChunkRunner":
+        return self
+
+    def submit(self, job: _ChunkJob, chunk: pd.DataFrame, cut_row: int | None, first: bool, collect) -> None:
+        if self.workers == 1 or (first and self.pool is None):
+            self.pending.append(_Done(_chunk(job, chunk, cut_row)))
+        else:
+            if self.pool is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                # spawn, not fork: this process may hold DuckDB and Arrow threads
+                self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self.pending.append(self.pool.submit(_chunk, job, chunk, cut_row))
+        while len(self.pending) > self.workers:
+            collect(self.pending.pop(0).result())
+
+    def drain(self, collect) -> None:
+        while self.pending:
+            collect(self.pending.pop(0).result())
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Done:
+    """A chunk computed in this process, with the same ``result()`` as a future."""
+
+    value: _ChunkResult
+
+    def result(self) -> _ChunkResult:
+        return self.value
 
 
 def _with_last(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, bool]]:
@@ -201,13 +289,11 @@ def _repair_rules(source: SourceSpec) -> list[str]:
     return ["id whitespace stripped", "category case normalised", "offset converted to UTC", *derived]
 
 
-def _chunk(chunk: pd.DataFrame, source: SourceSpec, table: Table, reference: dt.date,
-           known_accounts: pd.Index | None, cut_row: int | None, rules: list[str], watch: "_WrongTypeWatch",
-           notes: list[str], report: TableReport, path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _chunk(job: _ChunkJob, chunk: pd.DataFrame, cut_row: int | None) -> _ChunkResult:
     """The row rules on one chunk: its surviving typed rows (staged) and its rejected rows (as text)."""
-    keep, filtered, filter_notes = apply_filters(chunk, source, path)
-    report.rows_filtered.update(filtered)
-    notes.extend(filter_notes)
+    source, table, path = job.source, job.table, job.path
+    watch = _WrongTypeWatch(path, source)
+    keep, filtered, notes = apply_filters(chunk, source, path)
     rows = chunk.loc[keep, ROW]
     text = map_columns(chunk.loc[keep], source, table, path)
     unread = unread_columns(chunk, source)
@@ -221,15 +307,15 @@ def _chunk(chunk: pd.DataFrame, source: SourceSpec, table: Table, reference: dt.
     typed, derived = apply_derivations(typed, source.derive)
     for target, mask in derived.items():
         repaired[f"{target} derived ({source.derive[target]})"] = mask
-    _apply_row_rules(typed, table, reference, known_accounts, verdicts)
+    _apply_row_rules(typed, table, job.reference, job.known_accounts, verdicts)
     verdicts.reject_each(repairs.schema_failures(_canonical_dtypes(typed[verdicts.alive], table),
                                                  ROW_SCHEMAS[table.name], str(path)))
     alive = verdicts.alive
-    report.rows_rejected.update(verdicts.reason[~alive].value_counts().to_dict())
     staged = _canonical_dtypes(typed[alive], table)
     staged[ROW] = rows[alive].astype("int64")
-    staged[REPAIRS] = _repair_bits(repaired, rules, text.index)[alive.to_numpy()]
-    return staged, _rejected_rows(text, rows, verdicts, path)
+    staged[REPAIRS] = _repair_bits(repaired, job.rules, text.index)[alive.to_numpy()].astype("int32")
+    return _ChunkResult(staged, _rejected_rows(text, rows, verdicts, path), filtered,
+                        verdicts.reason[~alive].value_counts().to_dict(), notes, watch)
 
 
 def _repair_bits(repaired: dict[str, pd.Series], rules: list[str], index: pd.Index) -> np.ndarray:
@@ -297,6 +383,15 @@ class _WrongTypeWatch:
                 tally.example = str(values[bad].iloc[0])[:30]
         tally.bad += n_bad
 
+    def merge(self, other: "_WrongTypeWatch") -> None:
+        """Add a later chunk's tallies (first bad rows stay the first in the file)."""
+        for name, (column, theirs) in other.tallies.items():
+            _, mine = self.tallies.setdefault(name, (column, _ColumnTally()))
+            mine.filled += theirs.filled
+            mine.bad += theirs.bad
+            mine.bad_rows = (mine.bad_rows + theirs.bad_rows)[:self.SHOWN]
+            mine.example = mine.example if mine.example is not None else theirs.example
+
     def refuse_wrong_types(self) -> None:
         for column, tally in self.tallies.values():
             if tally.filled < WRONG_TYPE_MIN_ROWS or tally.bad < tally.filled:
@@ -342,9 +437,34 @@ def _rejected_rows(text: pd.DataFrame, rows: pd.Series, verdicts: _Verdicts, pat
 
 # ---------------------------------------------------------------- staged Parquet
 
-def _staged_schema(table: Table) -> pa.Schema:
-    template = empty_table(table.name).assign(**{ROW: pd.Series(dtype="int64"), REPAIRS: pd.Series(dtype="int64")})
-    return arrow_table(template).schema
+@dataclass(frozen=True)
+class _Staging:
+    """A table's staged files: surviving rows (canonical columns), their row numbers and repairs, rejected rows.
+
+    Row numbers live beside the table, row for row, so that when no row loses to another
+    (the usual case) the staged table is already the canonical file and is moved, not rewritten.
+    """
+
+    folder: Path
+    name: str
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def kept(self) -> Path:
+        return self.folder / f"{self.name}.parquet"
+
+    @property
+    def rows(self) -> Path:
+        return self.folder / f"{self.name}.rows.parquet"
+
+    @property
+    def rejected(self) -> Path:
+        return self.folder / f"{self.name}.rejected.parquet"
+
+
+_ROWS_SCHEMA = pa.schema([(ROW, pa.int64()), (REPAIRS, pa.int32())])
 
 
 def _canonical_schema(table: Table) -> pa.Schema:
@@ -383,81 +503,104 @@ class _ParquetSink:
 
 # ---------------------------------------------------------------- rules across rows, over the staged table
 
-def _finish_table(staged: Path, rejected_staged: Path, table: Table, rules: list[str], path: Path, out: Path,
+def _finish_table(staging: _Staging, table: Table, rules: list[str], path: Path, out: Path,
                   report: TableReport) -> None:
     """Reject duplicates and key conflicts, write the canonical table and the rejected rows sorted by row."""
-    losers = _cross_row_losers(staged, table)
-    for reason, count in Counter(losers.values()).items():
-        report.rows_rejected[reason] += count
-    loser_rows = np.array(sorted(losers), dtype="int64")
-    repaired = np.zeros(len(rules), dtype="int64")
-    lost = []
-    with _ParquetSink(out / f"{table.name}.parquet", _canonical_schema(table)) as kept:
-        for batch in pq.ParquetFile(staged).iter_batches(batch_size=CHUNK_ROWS):
-            rows = batch.column(ROW).to_numpy()
-            gone = np.isin(rows, loser_rows)
-            batch_kept = pa.Table.from_batches([batch]).filter(pa.array(~gone))
-            bits = batch_kept.column(REPAIRS).to_numpy()
-            repaired += np.array([int(((bits >> i) & 1).sum()) for i in range(len(rules))], dtype="int64")
-            report.rows_kept += batch_kept.num_rows
-            kept.write_table(batch_kept.select(table.column_names))
-            if gone.any():
-                lost.append(pa.Table.from_batches([batch]).filter(pa.array(gone)).to_pandas())
-    for rule, count in zip(rules, repaired):
-        if count:
-            report.rows_repaired[rule] = int(count)
-    rejected = pq.read_table(rejected_staged)
-    if lost:
-        rejected = pa.concat_tables([rejected, _loser_rows(pd.concat(lost), losers, table, path, rejected.schema)])
-    pq.write_table(rejected.sort_by("row"), out / "rejected" / f"{table.name}.parquet")
-
-
-def _loser_rows(frame: pd.DataFrame, losers: dict[int, str], table: Table, path: Path, schema: pa.Schema) -> pa.Table:
-    """Rows rejected as duplicates or key conflicts, their canonical values written as text."""
-    out = pd.DataFrame({"file": pd.Series(path.name, index=frame.index, dtype="string"), "row": frame[ROW].astype("int64")})
-    for name in table.column_names:
-        out[name] = frame[name].astype("string")
-    out["reason"] = frame[ROW].map(losers).astype("string")
-    return arrow_table(out, schema)
-
-
-def _cross_row_losers(staged: Path, table: Table) -> dict[int, str]:
-    """Row number -> reason for the rows that lose to another: exact duplicates, then key conflicts.
-
-    Exact duplicates: every copy after the first. Key conflicts (rows sharing a key that are
-    not identical): the most complete row (most non-empty columns) wins; on a tie the one
-    furthest down the file, as exports append later versions of a record.
-    """
     import duckdb
 
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET preserve_insertion_order = false")
-        con.execute(f"SET temp_directory = '{staged.parent / 'duckdb.tmp'}'")
-        columns = ", ".join(_quoted(c) for c in table.column_names)
-        source = f"read_parquet('{staged}')"
-        same = " AND ".join(f"s.{_quoted(c)} IS NOT DISTINCT FROM d.{_quoted(c)}" for c in table.column_names)
-        duplicates = con.execute(f"""
-            WITH d AS (SELECT {columns}, min({ROW}) AS first_row FROM {source} GROUP BY ALL HAVING count(*) > 1)
-            SELECT s.{ROW} FROM {source} s JOIN d ON {same} WHERE s.{ROW} <> d.first_row""").fetchnumpy()[ROW]
-        losers = dict.fromkeys(duplicates.tolist(), DUPLICATE_ROW)
-        if table.key:
-            key = ", ".join(_quoted(c) for c in table.key)
-            complete = " + ".join(f"CAST({_quoted(c)} IS NOT NULL AS INTEGER)" for c in table.column_names)
-            con.register("duplicates", pd.DataFrame({ROW: np.asarray(duplicates, dtype="int64")}))
-            conflicts = con.execute(f"""
-                WITH s AS (SELECT {key}, {ROW}, {complete} AS complete FROM {source}
-                           WHERE {ROW} NOT IN (SELECT {ROW} FROM duplicates)),
-                     k AS (SELECT {key} FROM s GROUP BY ALL HAVING count(*) > 1),
-                     ranked AS (SELECT s.{ROW}, row_number() OVER (PARTITION BY {", ".join(f"s.{_quoted(c)}" for c in table.key)}
-                                                              ORDER BY complete DESC, s.{ROW} DESC) AS rank
-                                FROM s SEMI JOIN k USING ({key}))
-                SELECT {ROW} FROM ranked WHERE rank > 1""").fetchnumpy()[ROW]
-            reason = f"conflicting {', '.join(table.key)}"
-            losers.update(dict.fromkeys(conflicts.tolist(), reason))
-        return losers
+        con.execute(f"SET temp_directory = '{_sql_text(staging.folder / 'duckdb.tmp')}'")
+        losers = _cross_row_losers(con, staging.kept, table)  # file position -> reason
+        con.register("losers", pd.DataFrame({"pos": np.array(sorted(losers), dtype="int64")}))
+        rows = f"read_parquet('{_sql_text(staging.rows)}', file_row_number = true)"
+        bits = ", ".join(f"sum(({REPAIRS} >> {i}) & 1)" for i in range(len(rules)))
+        counts = con.execute(f"SELECT count(*), {bits} FROM {rows} WHERE file_row_number NOT IN (SELECT pos FROM losers)"
+                             ).fetchone()
+        lost_rows = con.execute(f"SELECT file_row_number AS pos, {ROW} FROM {rows} "
+                                "WHERE file_row_number IN (SELECT pos FROM losers) ORDER BY pos").df()
     finally:
         con.close()
+    report.rows_kept = int(counts[0])
+    for rule, count in zip(rules, counts[1:]):
+        if count:
+            report.rows_repaired[rule] = int(count)
+    for reason, count in Counter(losers.values()).items():
+        report.rows_rejected[reason] += count
+    rejected = pq.read_table(staging.rejected)
+    if losers:
+        lost = _write_without(staging.kept, lost_rows["pos"].to_numpy(), out / f"{table.name}.parquet", table)
+        lost[ROW] = lost_rows[ROW].to_numpy()
+        lost["reason"] = lost_rows["pos"].map(losers).to_numpy()
+        rejected = pa.concat_tables([rejected, _loser_rows(lost, table, path, rejected.schema)])
+    else:
+        staging.kept.replace(out / f"{table.name}.parquet")
+    pq.write_table(rejected.sort_by("row"), out / "rejected" / f"{table.name}.parquet")
+
+
+def _write_without(staged: Path, positions: np.ndarray, target: Path, table: Table) -> pd.DataFrame:
+    """Copy ``staged`` to ``target`` batch by batch, leaving out the rows at ``positions``; return those rows."""
+    lost = []
+    start = 0
+    with _ParquetSink(target, _canonical_schema(table)) as kept:
+        for batch in pq.ParquetFile(staged).iter_batches(batch_size=CHUNK_ROWS):
+            gone = np.isin(np.arange(start, start + batch.num_rows), positions)
+            start += batch.num_rows
+            rows = pa.Table.from_batches([batch])
+            kept.write_table(rows.filter(pa.array(~gone)))
+            if gone.any():
+                lost.append(rows.filter(pa.array(gone)).to_pandas())
+    return pd.concat(lost, ignore_index=True)
+
+
+def _loser_rows(frame: pd.DataFrame, table: Table, path: Path, schema: pa.Schema) -> pa.Table:
+    """Rows rejected as duplicates or key conflicts, their canonical values written as text."""
+    out = pd.DataFrame({"file": pd.Series(path.name, index=frame.index, dtype="string"), "row": frame[ROW].astype("int64")})
+    for name in table.column_names:
+        out[name] = frame[name].astype("string")
+    out["reason"] = frame["reason"].astype("string")
+    return arrow_table(out, schema)
+
+
+def _cross_row_losers(con: "duckdb.DuckDBPyConnection", staged: Path, table: Table) -> dict[int, str]:
+    """File position -> reason for the rows that lose to another: exact duplicates, then key conflicts.
+
+    Exact duplicates: every copy after the first. Key conflicts (rows sharing a key that are
+    not identical): the most complete row (most non-empty columns) wins; on a tie the one
+    furthest down the file, as exports append later versions of a record. File position
+    orders rows as the export did. Duplicates are found by a row hash first, and compared
+    column by column only among rows whose hash repeats: grouping tens of millions of rows
+    on one integer is far cheaper than on every column.
+    """
+    columns = ", ".join(_quoted(c) for c in table.column_names)
+    source = f"read_parquet('{_sql_text(staged)}', file_row_number = true)"
+    duplicates = con.execute(f"""
+        WITH hashed AS (SELECT hash({columns}) AS h, file_row_number AS pos FROM {source}),
+             repeated AS (SELECT h FROM hashed GROUP BY h HAVING count(*) > 1),
+             candidates AS (SELECT pos FROM hashed SEMI JOIN repeated USING (h)),
+             ranked AS (SELECT file_row_number AS pos,
+                               row_number() OVER (PARTITION BY {columns} ORDER BY file_row_number) AS copy
+                        FROM {source} WHERE file_row_number IN (SELECT pos FROM candidates))
+        SELECT pos FROM ranked WHERE copy > 1""").fetchnumpy()["pos"]
+    losers = dict.fromkeys(duplicates.tolist(), DUPLICATE_ROW)
+    if table.key:
+        key = ", ".join(_quoted(c) for c in table.key)
+        complete = " + ".join(f"CAST({_quoted(c)} IS NOT NULL AS INTEGER)" for c in table.column_names)
+        con.register("duplicates", pd.DataFrame({"pos": np.asarray(duplicates, dtype="int64")}))
+        conflicts = con.execute(f"""
+            WITH rows AS (SELECT {key}, file_row_number AS pos, {complete} AS complete FROM {source}
+                          WHERE file_row_number NOT IN (SELECT pos FROM duplicates)),
+                 shared AS (SELECT {key} FROM rows GROUP BY ALL HAVING count(*) > 1),
+                 ranked AS (SELECT pos, row_number() OVER (PARTITION BY {key} ORDER BY complete DESC, pos DESC) AS rank
+                            FROM rows SEMI JOIN shared USING ({key}))
+            SELECT pos FROM ranked WHERE rank > 1""").fetchnumpy()["pos"]
+        losers.update(dict.fromkeys(conflicts.tolist(), f"conflicting {', '.join(table.key)}"))
+    return losers
+
+
+def _sql_text(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def _quoted(name: str) -> str:

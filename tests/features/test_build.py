@@ -65,3 +65,20 @@ def test_missing_required_table_or_column_is_an_input_error(export):
     broken = dict(export, emails=export["emails"].drop(columns=["thread_id"]))
     with pytest.raises(InputError, match="emails: missing column"):
         build_features(broken, None, PARAMS)
+
+
+def test_parquet_tables_and_account_batches_give_the_same_features(tmp_path):
+    """The stage's path (event tables scanned in place, per-account families in batches of accounts)
+    computes exactly what the in-memory path does."""
+    from features.build import account_batches
+    from pipelines.features import read_tables
+
+    export = random_export(n_accounts=12, seed=5, days=300)
+    for name, frame in export.items():
+        frame.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    expected, expected_doc = build_features(export, None, PARAMS)
+    batch_rows = max(len(export["emails"]) // 4, 1)
+    assert len(account_batches(expected, len(export["emails"]), batch_rows)) >= 4
+    got, doc = build_features(read_tables(tmp_path), None, {**PARAMS, "batch_rows": batch_rows})
+    pd.testing.assert_frame_equal(got, expected)
+    assert doc == expected_doc

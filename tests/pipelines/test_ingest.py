@@ -244,10 +244,11 @@ def test_a_cp1252_file_is_read_with_a_note(tmp_path):
 
 @pytest.mark.parametrize("export,preset", [("messy", "canonical"), ("salesforce", "salesforce"), ("hubspot", "hubspot")])
 def test_chunked_ingest_equals_one_pass(export, preset):
-    """Chunks of 2 rows split duplicates, key conflicts and the cut last row across chunks: same outcome."""
+    """Chunks of 2 rows, in two worker processes, split duplicates, key conflicts and the cut last row
+    across chunks: same outcome as one pass."""
     reference = dt.date(2025, 6, 30) if export != "messy" else None
     whole = ingest_export(FIXTURES / export, preset, reference)
-    chunked = ingest_export(FIXTURES / export, preset, reference, chunk_rows=2)
+    chunked = ingest_export(FIXTURES / export, preset, reference, chunk_rows=2, workers=2)
     assert chunked.report.to_dict() == whole.report.to_dict()
     for name, frame in whole.tables.items():
         pd.testing.assert_frame_equal(chunked.tables[name], frame)
