@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.engine import DuckDBEngine, Engine, open_engine
@@ -148,12 +149,38 @@ def finish(grid: pd.DataFrame, result: pd.DataFrame, names: list[str], counts: t
     ``counts`` are the features where "no rows in the window" means a true zero (the table is
     present, the account simply had none); every other missing value stays NaN ("no data").
     """
-    result = result.copy()
-    result["account_id"] = result["account_id"].astype("string")
-    result["snapshot_date"] = pd.to_datetime(result["snapshot_date"]).astype("datetime64[ns]")
-    out = grid[KEY].merge(result[KEY + names], on=KEY, how="left", validate="one_to_one")
+    where = grid_positions(grid, result)
+    out = grid[KEY].copy()
     for name in names:
-        out[name] = pd.to_numeric(out[name], errors="coerce").astype("float64")
+        values = pd.to_numeric(result[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        aligned = np.full(len(grid), np.nan)
+        found = where >= 0
+        aligned[found] = values[where[found]]
         if name in counts:
-            out[name] = out[name].fillna(0.0)
+            aligned = np.nan_to_num(aligned, nan=0.0)
+        out[name] = aligned
     return out
+
+
+def grid_positions(grid: pd.DataFrame, result: pd.DataFrame) -> np.ndarray:
+    """For each grid row, the row of ``result`` with the same (account_id, snapshot_date), or -1.
+
+    Keys become one int64 (account code, day number), so aligning millions of rows is one
+    integer hash lookup rather than a merge on strings; a key twice in ``result`` is a bug.
+    """
+    accounts = pd.Index(grid["account_id"].astype("string").unique())
+    result_codes = accounts.get_indexer(result["account_id"].astype("string"))
+    grid_codes = accounts.get_indexer(grid["account_id"].astype("string"))
+
+    def days(values: pd.Series) -> np.ndarray:
+        return pd.to_datetime(values).astype("datetime64[ns]").to_numpy().astype("datetime64[D]").astype("int64")
+
+    shift = np.int64(1) << 32
+    in_grid = np.flatnonzero(result_codes >= 0)  # rows of accounts outside the grid are not wanted
+    if len(in_grid) == 0:
+        return np.full(len(grid), -1, dtype="int64")
+    result_keys = pd.Index(result_codes[in_grid].astype("int64") * shift + days(result["snapshot_date"])[in_grid])
+    if not result_keys.is_unique:
+        raise ValueError("a feature family returned two rows for one (account_id, snapshot_date)")
+    where = result_keys.get_indexer(grid_codes.astype("int64") * shift + days(grid["snapshot_date"]))
+    return np.where(where >= 0, in_grid[np.maximum(where, 0)], -1).astype("int64")

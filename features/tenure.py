@@ -53,10 +53,26 @@ def known_contracts_sql() -> str:
 
 
 def current_contract_sql() -> str:
-    """One row per grid row: end date and seats of the current contract (shared with qbr and adoption)."""
-    return f"""
-        SELECT account_id, snapshot_date, end_date AS current_end, seats AS current_seats
-        FROM ({known_contracts_sql()}) WHERE recency = 1
+    """One row per grid row: end date and seats of the current contract (shared with qbr and adoption).
+
+    The current contract is the first in ``known_contracts_sql``'s order (latest start, then
+    latest end, then highest id). Rather than ranking every (snapshot, contract) pair, each
+    contract gets the span of snapshots it is current for, ``start_date < s <= next start``
+    (the next, later-starting contract of the account), so the grid joins to exactly one
+    contract without a sort per snapshot.
+    """
+    return """
+        SELECT g.account_id, g.snapshot_date, c.end_date AS current_end, c.seats AS current_seats
+        FROM grid g JOIN (
+            SELECT account_id, start_date, end_date, seats,
+                   lead(start_date) OVER (PARTITION BY account_id ORDER BY start_date) AS next_start
+            FROM (SELECT account_id, start_date, end_date, seats,
+                         row_number() OVER (PARTITION BY account_id, start_date
+                                            ORDER BY end_date DESC, contract_id DESC) AS pick
+                  FROM contracts)
+            WHERE pick = 1) c
+          ON c.account_id = g.account_id AND c.start_date < g.snapshot_date
+         AND (c.next_start IS NULL OR g.snapshot_date <= c.next_start)
     """
 
 

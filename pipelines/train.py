@@ -197,6 +197,7 @@ def main() -> None:
     with timed("train: split", rows_in=len(frame)) as t:
         parts = split_out_of_time(frame, windows)
         t["rows"] = sum(len(p) for p in parts.values())
+    del frame  # the windows are copies; the whole table need not stay in memory through training
     for name, part in parts.items():
         LOG.info("%s window: %s rows, churn rate %.1f%%", name, f"{len(part):,}", 100 * part[LABEL].astype(int).mean())
     with timed("train: lightgbm + calibration", rows_in=len(parts["train"])):
