@@ -132,10 +132,21 @@ def resolve_snapshots(
     return normalise_dates(list(snapshots))
 
 
-def account_batches(grid: pd.DataFrame, rows_in: int, batch_rows: int) -> list[tuple[str, str]]:
-    """Ranges of account ids (first, last) splitting the grid's accounts so each batch reads ~``batch_rows`` rows."""
+LONGEST_WINDOW_DAYS = 90  # the longest look-back of the large tables' features (e-mails, usage)
+
+
+def account_batches(grid: pd.DataFrame, rows_in: int, batch_rows: int,
+                    frequency_days: int = 7) -> list[tuple[str, str]]:
+    """Ranges of account ids (first, last) splitting the grid's accounts into batches of ~``batch_rows`` rows.
+
+    An event row is held once per snapshot whose window covers it: up to 90 / 7 ≈ 13 times on the
+    weekly grid, but only once or twice when scoring at two dates, which then needs fewer batches.
+    """
     accounts = np.sort(grid["account_id"].astype("string").unique().to_numpy(dtype=object))
-    n = min(len(accounts), max(1, -(-rows_in // max(batch_rows, 1))))
+    snapshots = grid["snapshot_date"].nunique()
+    covering = -(-LONGEST_WINDOW_DAYS // max(frequency_days, 1))
+    held = rows_in * min(snapshots, covering) / covering
+    n = min(len(accounts), max(1, int(np.ceil(held / max(batch_rows, 1)))))
     if n == 0:
         return []
     return [(str(part[0]), str(part[-1])) for part in np.array_split(accounts, n) if len(part)]
@@ -149,7 +160,7 @@ def compute_in_batches(family: Family, tables: Mapping[str, Table], grid: pd.Dat
     on account ranges instead; its values are the same, its memory a fraction. The result is
     aligned on ``grid``'s rows, as ``compute`` itself returns it.
     """
-    batches = account_batches(grid, rows_in, p.batch_rows) if family.per_account else []
+    batches = account_batches(grid, rows_in, p.batch_rows, p.frequency_days) if family.per_account else []
     if len(batches) <= 1:
         return family.compute(dict(tables), grid, p, None)
     shared = family.shared(dict(tables))

@@ -115,7 +115,9 @@ def lightgbm_params(p, positive_weight: float) -> dict:
     """Deterministic LightGBM settings: same data and params give the same model bytes."""
     # Early stopping watches log loss (what calibration cares about) on unweighted training;
     # with re-weighted churners the validation log loss is biased, so ranking (AUC) is watched instead.
-    metrics = ["binary_logloss", "auc"] if positive_weight == 1.0 else ["auc", "binary_logloss"]
+    # Only that one metric is computed: AUC sorts the whole validation window at every round
+    # (a third of the training time at 100,000 accounts) and nothing else reads it.
+    metrics = ["binary_logloss"] if positive_weight == 1.0 else ["auc"]
     return {
         "objective": "binary",
         "metric": metrics,

@@ -128,7 +128,11 @@ class _TreeRss(threading.Thread):
             return
         while not self._stop_event.is_set():
             total = 0
-            for proc in [root, *root.children(recursive=True)] if root.is_running() else []:
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:  # the process just ended
+                tree = []
+            for proc in tree:
                 try:
                     total += proc.memory_info().rss
                 except psutil.Error:

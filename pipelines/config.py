@@ -49,11 +49,15 @@ class Paths(_Strict):
         return self.reports / "ingest.json"
 
 
+MEMORY = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # a DuckDB memory_limit
+
+
 class DataParams(_Strict):
     export_dir: Path
     preset: str = "canonical"
     chunk_rows: int = Field(500_000, ge=1)  # rows per chunk at ingest: bounds memory, whatever the export's size
     workers: int = Field(2, ge=1)  # processes applying the row rules to chunks of large tables
+    duckdb_memory_limit: str = Field("2GB", pattern=MEMORY)  # DuckDB's duplicate search spills past it
 
 
 class DemoParams(_Strict):
@@ -71,7 +75,7 @@ class FeatureParams(_Strict):
     business_hours: tuple[int, int] = (9, 18)
     engine: Literal["duckdb", "spark"] = "duckdb"
     batch_rows: int = Field(2_500_000, ge=1)  # event rows per batch of accounts in per-account families
-    duckdb_memory_limit: str = Field("6GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    duckdb_memory_limit: str = Field("6GB", pattern=MEMORY)
 
 
 class TrainParams(_Strict):

@@ -73,7 +73,7 @@ def ingest_export(export_dir: Path, preset: str | Path = "canonical", reference:
 
 
 def ingest_export_to(export_dir: Path, out: Path, preset: str | Path = "canonical", reference: dt.date | None = None,
-                     chunk_rows: int = CHUNK_ROWS, workers: int = 1) -> IngestReport:
+                     chunk_rows: int = CHUNK_ROWS, workers: int = 1, memory_limit: str | None = None) -> IngestReport:
     """Write ``<out>/<table>.parquet`` and ``<out>/rejected/<table>.parquet`` for every table the preset finds.
 
     Accounts come first, so the other tables can reject rows of unknown accounts.
@@ -93,7 +93,8 @@ def ingest_export_to(export_dir: Path, out: Path, preset: str | Path = "canonica
                 report.tables_absent.append(name)
                 continue
             source, raw, ignored = located
-            table_report = ingest_table(raw, source, table, reference, known_accounts, out, chunk_rows, workers)
+            table_report = ingest_table(raw, source, table, reference, known_accounts, out, chunk_rows, workers,
+                                        memory_limit)
             table_report.notes.extend(ignored)
             report.tables[name] = table_report
             if name == "accounts":
@@ -158,12 +159,12 @@ class _Verdicts:
 
 def ingest_table(raw: RawTable, source: SourceSpec, table: Table, reference: dt.date,
                  known_accounts: pd.Index | None, out: Path, chunk_rows: int = CHUNK_ROWS,
-                 workers: int = 1) -> TableReport:
+                 workers: int = 1, memory_limit: str | None = None) -> TableReport:
     """Turn one file into ``<out>/<table>.parquet`` and its rejected rows, accounting for every row read.
 
     With ``workers > 1`` the row rules of successive chunks run in that many processes while
     this one reads the file and writes the results, in file order; a file of one chunk never
-    starts a process.
+    starts a process. ``memory_limit`` caps DuckDB's duplicate search (it spills beyond it).
     """
     report = TableReport(table.name, file=str(raw.path), notes=list(raw.notes))
     staging = _Staging(out / STAGING, table.name)
@@ -196,7 +197,7 @@ def ingest_table(raw: RawTable, source: SourceSpec, table: Table, reference: dt.
     if raw.ends_mid_row and report.rows_read:
         notes.append("file does not end with a newline: the last row may be cut off, so it is rejected")
     report.notes.extend(dict.fromkeys(notes))  # once each, in order, however many chunks raised them
-    _finish_table(staging, table, job.rules, raw.path, out, report)
+    _finish_table(staging, table, job.rules, raw.path, out, report, memory_limit)
     progress.done(report.rows_read)
     report.check_invariant()
     return report
@@ -249,7 +250,8 @@ class _ChunkRunner:
                 from concurrent.futures import ProcessPoolExecutor
 
                 # spawn, not fork: this process may hold DuckDB and Arrow threads
-                self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+                self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_quiet_worker)
             self.pending.append(self.pool.submit(_chunk, job, chunk, cut_row))
         while len(self.pending) > self.workers:
             collect(self.pending.pop(0).result())
@@ -261,6 +263,13 @@ class _ChunkRunner:
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _quiet_worker() -> None:
+    """Workers import pandera, which imports pyspark.pandas; its pandas-version notice is noise (as in the CLI)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 
 @dataclass
@@ -504,13 +513,15 @@ class _ParquetSink:
 # ---------------------------------------------------------------- rules across rows, over the staged table
 
 def _finish_table(staging: _Staging, table: Table, rules: list[str], path: Path, out: Path,
-                  report: TableReport) -> None:
+                  report: TableReport, memory_limit: str | None = None) -> None:
     """Reject duplicates and key conflicts, write the canonical table and the rejected rows sorted by row."""
     import duckdb
 
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET preserve_insertion_order = false")
+        if memory_limit:
+            con.execute(f"SET memory_limit = '{memory_limit}'")
         con.execute(f"SET temp_directory = '{_sql_text(staging.folder / 'duckdb.tmp')}'")
         losers = _cross_row_losers(con, staging.kept, table)  # file position -> reason
         con.register("losers", pd.DataFrame({"pos": np.array(sorted(losers), dtype="int64")}))

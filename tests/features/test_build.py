@@ -79,6 +79,8 @@ def test_parquet_tables_and_account_batches_give_the_same_features(tmp_path):
     expected, expected_doc = build_features(export, None, PARAMS)
     batch_rows = max(len(export["emails"]) // 4, 1)
     assert len(account_batches(expected, len(export["emails"]), batch_rows)) >= 4
+    one_date = expected[expected["snapshot_date"] == expected["snapshot_date"].max()]
+    assert len(account_batches(one_date, len(export["emails"]), batch_rows)) == 1  # one date: ~1/13 of the rows held
     got, doc = build_features(read_tables(tmp_path), None, {**PARAMS, "batch_rows": batch_rows})
     pd.testing.assert_frame_equal(got, expected)
     assert doc == expected_doc
