@@ -7,6 +7,7 @@ sorted values of the accounts table, so the same export always yields the same c
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from features.catalogue import FeatureSpec
@@ -35,11 +36,20 @@ def context_features(tables: dict[str, pd.DataFrame], grid: pd.DataFrame) -> pd.
         ``grid``'s keys plus ``account_region_category`` and ``account_segment_category``
         (pandas ``category``; missing stays missing).
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     accounts = tables["accounts"].drop_duplicates("account_id")
     out = grid[KEY].copy()
+    # each grid row's position in the accounts table (-1: unknown), by Arrow's hash lookup:
+    # a pandas string map over millions of grid rows is the slow part otherwise
+    row = pc.index_in(pa.array(out["account_id"].astype("string"), from_pandas=True),
+                      value_set=pa.array(accounts["account_id"].astype("string"), from_pandas=True))
+    row = row.fill_null(-1).to_numpy().astype("int64")
     for name, source in _SOURCE.items():
         values = accounts[source].astype("string").str.strip()
-        lookup = pd.Series(values.to_numpy(), index=accounts["account_id"].astype("string"))
         categories = sorted(values.dropna().unique())
-        out[name] = pd.Categorical(out["account_id"].map(lookup), categories=categories)
+        codes = pd.Categorical(values, categories=categories).codes
+        out[name] = pd.Categorical.from_codes(np.where(row >= 0, codes[np.maximum(row, 0)], -1) if len(codes)
+                                              else np.full(len(row), -1), categories=categories)
     return out

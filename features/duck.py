@@ -165,22 +165,33 @@ def finish(grid: pd.DataFrame, result: pd.DataFrame, names: list[str], counts: t
 def grid_positions(grid: pd.DataFrame, result: pd.DataFrame) -> np.ndarray:
     """For each grid row, the row of ``result`` with the same (account_id, snapshot_date), or -1.
 
-    Keys become one int64 (account code, day number), so aligning millions of rows is one
-    integer hash lookup rather than a merge on strings; a key twice in ``result`` is a bug.
+    Accounts and snapshot dates become small integer codes (Arrow's hash lookup on the ids),
+    and (account, date) one dense slot number, so aligning millions of rows is an array
+    lookup, not a pandas merge on strings. A key twice in ``result`` is a bug of the family's SQL.
     """
-    accounts = pd.Index(grid["account_id"].astype("string").unique())
-    result_codes = accounts.get_indexer(result["account_id"].astype("string"))
-    grid_codes = accounts.get_indexer(grid["account_id"].astype("string"))
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    def days(values: pd.Series) -> np.ndarray:
-        return pd.to_datetime(values).astype("datetime64[ns]").to_numpy().astype("datetime64[D]").astype("int64")
+    def ids(frame: pd.DataFrame) -> pa.ChunkedArray:
+        return pa.array(frame["account_id"].astype("string"), from_pandas=True)
 
-    shift = np.int64(1) << 32
-    in_grid = np.flatnonzero(result_codes >= 0)  # rows of accounts outside the grid are not wanted
-    if len(in_grid) == 0:
-        return np.full(len(grid), -1, dtype="int64")
-    result_keys = pd.Index(result_codes[in_grid].astype("int64") * shift + days(result["snapshot_date"])[in_grid])
-    if not result_keys.is_unique:
+    def dates(frame: pd.DataFrame) -> np.ndarray:
+        return pd.to_datetime(frame["snapshot_date"]).astype("datetime64[ns]").to_numpy()
+
+    accounts = pc.unique(ids(grid))
+    snapshot_days = np.unique(dates(grid))
+
+    def slots(frame: pd.DataFrame) -> np.ndarray:
+        account = pc.index_in(ids(frame), value_set=accounts).fill_null(-1).to_numpy().astype("int64")
+        day = np.searchsorted(snapshot_days, dates(frame))
+        known = (account >= 0) & (day < len(snapshot_days))
+        known[known] = snapshot_days[day[known]] == dates(frame)[known]
+        return np.where(known, account * len(snapshot_days) + day, -1)
+
+    result_slots = slots(result)
+    table = np.full(len(accounts) * len(snapshot_days), -1, dtype="int64")
+    mine = np.flatnonzero(result_slots >= 0)  # rows of accounts or dates outside the grid are not wanted
+    if np.bincount(result_slots[mine], minlength=1).max(initial=0) > 1:
         raise ValueError("a feature family returned two rows for one (account_id, snapshot_date)")
-    where = result_keys.get_indexer(grid_codes.astype("int64") * shift + days(grid["snapshot_date"]))
-    return np.where(where >= 0, in_grid[np.maximum(where, 0)], -1).astype("int64")
+    table[result_slots[mine]] = mine
+    return table[slots(grid)]
