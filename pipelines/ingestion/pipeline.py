@@ -36,7 +36,6 @@ from pipelines.ingestion.report import IngestReport, TableReport
 from pipelines.io import arrow_table
 from pipelines.logs import Progress
 
-REJECTED_META = ("file", "row")
 TRUNCATED_ROW = "truncated row (file ends mid-row)"
 DUPLICATE_ROW = "duplicate row"
 WRONG_TYPE_MIN_ROWS = 2  # a single unparseable value is a bad row; a whole column of them, a wrong type
@@ -184,14 +183,15 @@ def ingest_table(raw: RawTable, source: SourceSpec, table: Table, reference: dt.
             report.rows_rejected.update(result.rejected_counts)
             notes.extend(result.notes)
             watch.merge(result.watch)
-            progress.update(int(result.staged[ROW].max()) if len(result.staged) else 0)
 
         for chunk, last in _with_last(raw.chunks(chunk_rows)):
-            report.rows_read += len(chunk)
             if raw.empty_file:
                 break
+            first = report.rows_read == 0
+            report.rows_read += len(chunk)
             cut_row = int(chunk[ROW].iloc[-1]) if raw.ends_mid_row and last and len(chunk) else None
-            runner.submit(job, chunk, cut_row, first=not report.rows_read - len(chunk), collect=collect)
+            runner.submit(job, chunk, cut_row, first=first, collect=collect)
+            progress.update(report.rows_read)
         runner.drain(collect)
     watch.refuse_wrong_types()
     if raw.ends_mid_row and report.rows_read:

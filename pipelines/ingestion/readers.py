@@ -228,10 +228,5 @@ def _with_row_numbers(frame: pd.DataFrame, offset: int = 0) -> pd.DataFrame:
     return frame
 
 
-def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column as nullable strings, for rejected-row files that must keep what was read."""
-    return frame.apply(lambda col: col.astype("string"))
-
-
 __all__ = ["CHUNK_ROWS", "EXTENSIONS", "ROW", "RawTable", "find_file", "looked_for", "read_export_file",
-           "sniff_delimiter", "text_frame"]
+           "sniff_delimiter"]
