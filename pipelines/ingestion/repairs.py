@@ -3,6 +3,8 @@
 Each function returns what it changed or found as a boolean mask over the rows, so the
 caller can count every repaired and every rejected row by rule: nothing disappears
 silently. The rules are listed, with their reasons, in the README ("Ingestion rules").
+The two rules that compare rows with each other (duplicates, key conflicts) need the whole
+table, so they live with the staged table in ``pipelines.ingestion.pipeline``.
 """
 
 from __future__ import annotations
@@ -207,25 +209,6 @@ def parse_dates(values: pd.Series, fmt: str = "auto") -> Parsed:
 def missing_values(frame: pd.DataFrame, table: Table) -> dict[str, pd.Series]:
     """Rows lacking a value the contract says cannot be empty, per column."""
     return {c.name: frame[c.name].isna() for c in table.columns if not c.nullable}
-
-
-def exact_duplicates(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """Second and later copies of a row identical on every canonical column (after clean-up)."""
-    return frame.duplicated(subset=columns, keep="first")
-
-
-def key_conflicts(frame: pd.DataFrame, key: list[str], row_order: pd.Series) -> pd.Series:
-    """Rows sharing a key with another, different row; all but one are flagged.
-
-    Rule: keep the most complete row (most non-empty columns); on a tie keep the one
-    furthest down the file, as exports append later versions of a record.
-    """
-    if not key:
-        return pd.Series(False, index=frame.index)
-    completeness = frame.notna().sum(axis=1)
-    ranked = frame[key].assign(_complete=completeness, _order=row_order).sort_values(["_complete", "_order"])
-    losers = ranked.duplicated(subset=key, keep="last")
-    return losers.reindex(frame.index)
 
 
 def unknown_accounts(frame: pd.DataFrame, known: pd.Index) -> pd.Series:
