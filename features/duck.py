@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.engine import DuckDBEngine, Engine, open_engine
+from features.engine import DuckDBEngine, Engine, open_engine, sql_identifier, sql_literal
 
 KEY = ["account_id", "snapshot_date"]
 
@@ -76,15 +76,14 @@ class ParquetTable:
         columns = []
         for name in self.columns:
             field = schema.field(name)
-            quoted = '"' + name.replace('"', '""') + '"'
+            quoted = sql_identifier(name)
             is_tz = pa.types.is_timestamp(field.type) and field.type.tz is not None
             columns.append(f"CAST({quoted} AS TIMESTAMP_NS) AS {quoted}" if is_tz else quoted)
-        path = str(self.path).replace("'", "''")
         where = ""
         if self.accounts:
-            first, last = (a.replace("'", "''") for a in self.accounts)
-            where = f" WHERE account_id >= '{first}' AND account_id <= '{last}'"
-        return f"SELECT {', '.join(columns)} FROM read_parquet('{path}'){where}"
+            first, last = (sql_literal(a) for a in self.accounts)
+            where = f" WHERE account_id >= {first} AND account_id <= {last}"
+        return f"SELECT {', '.join(columns)} FROM read_parquet({sql_literal(self.path)}){where}"
 
 
 def for_accounts(table: Table, first: str, last: str) -> Table:
@@ -101,15 +100,11 @@ Table = pd.DataFrame | ParquetTable
 def column_max(table: Table, column: str) -> object:
     """The largest value of one column, read from the file's own engine when the table is on disk."""
     if isinstance(table, ParquetTable):
-        import duckdb
-
-        con = duckdb.connect(":memory:")
+        engine = DuckDBEngine()
         try:
-            con.execute("SET TimeZone = 'UTC'")
-            quoted = '"' + column.replace('"', '""') + '"'
-            return con.execute(f"SELECT max({quoted}) FROM ({table[[column]].view_sql()})").fetchone()[0]
+            return engine.execute(f"SELECT max({sql_identifier(column)}) FROM ({table[[column]].view_sql()})").fetchone()[0]
         finally:
-            con.close()
+            engine.close()
     return table[column].max()
 
 

@@ -43,6 +43,16 @@ class Engine(Protocol):
         """Release the views and memory this engine holds."""
 
 
+def sql_identifier(name: str) -> str:
+    """A column or view name quoted for SQL, whatever characters it holds."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(text: str | object) -> str:
+    """A string (a path, an id) as a quoted SQL literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
 class DuckDBEngine:
     """An in-memory DuckDB connection, session time zone pinned to UTC."""
 
@@ -51,17 +61,18 @@ class DuckDBEngine:
     def __init__(self, memory_limit: str | None = None) -> None:
         self.con = duckdb.connect(database=":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
+        # spill files go to the system's temp folder, never into the working directory
+        self.con.execute(f"SET temp_directory = {sql_literal(f'{tempfile.gettempdir()}/churn-duckdb-{os.getpid()}')}")
         if memory_limit:
             # past the limit, joins, aggregates and sorts spill to disk instead of taking the machine's memory
-            self.con.execute(f"SET memory_limit = '{memory_limit}'")
-            self.con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/churn-duckdb-{os.getpid()}'")
+            self.con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         self.con.register(name, frame)
 
     def register_parquet(self, name: str, table: Any) -> None:
         """A view over a ``features.duck.ParquetTable``: DuckDB scans the file, no frame is built."""
-        self.con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {table.view_sql()}')
+        self.con.execute(f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS {table.view_sql()}")
 
     def query(self, sql: str) -> pd.DataFrame:
         return self.con.execute(sql).df()

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.engine import DuckDBEngine, sql_identifier, sql_literal
 from features.errors import InputError
 from features.schemas import ROW_SCHEMAS, TABLES, Column, Table, empty_table, pandas_dtype
 from pipelines.ingestion import repairs
@@ -515,24 +516,20 @@ class _ParquetSink:
 def _finish_table(staging: _Staging, table: Table, rules: list[str], path: Path, out: Path,
                   report: TableReport, memory_limit: str | None = None) -> None:
     """Reject duplicates and key conflicts, write the canonical table and the rejected rows sorted by row."""
-    import duckdb
-
-    con = duckdb.connect(":memory:")
+    engine = DuckDBEngine(memory_limit)
+    con = engine.con
     try:
         con.execute("SET preserve_insertion_order = false")
-        if memory_limit:
-            con.execute(f"SET memory_limit = '{memory_limit}'")
-        con.execute(f"SET temp_directory = '{_sql_text(staging.folder / 'duckdb.tmp')}'")
         losers = _cross_row_losers(con, staging.kept, table)  # file position -> reason
         con.register("losers", pd.DataFrame({"pos": np.array(sorted(losers), dtype="int64")}))
-        rows = f"read_parquet('{_sql_text(staging.rows)}', file_row_number = true)"
+        rows = f"read_parquet({sql_literal(staging.rows)}, file_row_number = true)"
         bits = ", ".join(f"sum(({REPAIRS} >> {i}) & 1)" for i in range(len(rules)))
         counts = con.execute(f"SELECT count(*), {bits} FROM {rows} WHERE file_row_number NOT IN (SELECT pos FROM losers)"
                              ).fetchone()
         lost_rows = con.execute(f"SELECT file_row_number AS pos, {ROW} FROM {rows} "
                                 "WHERE file_row_number IN (SELECT pos FROM losers) ORDER BY pos").df()
     finally:
-        con.close()
+        engine.close()
     report.rows_kept = int(counts[0])
     for rule, count in zip(rules, counts[1:]):
         if count:
@@ -584,8 +581,8 @@ def _cross_row_losers(con: "duckdb.DuckDBPyConnection", staged: Path, table: Tab
     column by column only among rows whose hash repeats: grouping tens of millions of rows
     on one integer is far cheaper than on every column.
     """
-    columns = ", ".join(_quoted(c) for c in table.column_names)
-    source = f"read_parquet('{_sql_text(staged)}', file_row_number = true)"
+    columns = ", ".join(sql_identifier(c) for c in table.column_names)
+    source = f"read_parquet({sql_literal(staged)}, file_row_number = true)"
     duplicates = con.execute(f"""
         WITH hashed AS (SELECT hash({columns}) AS h, file_row_number AS pos FROM {source}),
              repeated AS (SELECT h FROM hashed GROUP BY h HAVING count(*) > 1),
@@ -596,8 +593,8 @@ def _cross_row_losers(con: "duckdb.DuckDBPyConnection", staged: Path, table: Tab
         SELECT pos FROM ranked WHERE copy > 1""").fetchnumpy()["pos"]
     losers = dict.fromkeys(duplicates.tolist(), DUPLICATE_ROW)
     if table.key:
-        key = ", ".join(_quoted(c) for c in table.key)
-        complete = " + ".join(f"CAST({_quoted(c)} IS NOT NULL AS INTEGER)" for c in table.column_names)
+        key = ", ".join(sql_identifier(c) for c in table.key)
+        complete = " + ".join(f"CAST({sql_identifier(c)} IS NOT NULL AS INTEGER)" for c in table.column_names)
         con.register("duplicates", pd.DataFrame({"pos": np.asarray(duplicates, dtype="int64")}))
         conflicts = con.execute(f"""
             WITH rows AS (SELECT {key}, file_row_number AS pos, {complete} AS complete FROM {source}
@@ -608,11 +605,3 @@ def _cross_row_losers(con: "duckdb.DuckDBPyConnection", staged: Path, table: Tab
             SELECT pos FROM ranked WHERE rank > 1""").fetchnumpy()["pos"]
         losers.update(dict.fromkeys(conflicts.tolist(), f"conflicting {', '.join(table.key)}"))
     return losers
-
-
-def _sql_text(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
