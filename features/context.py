@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import FeatureSpec
-from features.duck import KEY
+from features.duck import KEY, arrow_ids, positions_in
 
 FAMILY = "context"
 REQUIRES = ("accounts",)
@@ -36,16 +36,9 @@ def context_features(tables: dict[str, pd.DataFrame], grid: pd.DataFrame) -> pd.
         ``grid``'s keys plus ``account_region_category`` and ``account_segment_category``
         (pandas ``category``; missing stays missing).
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     accounts = tables["accounts"].drop_duplicates("account_id")
     out = grid[KEY].copy()
-    # each grid row's position in the accounts table (-1: unknown), by Arrow's hash lookup:
-    # a pandas string map over millions of grid rows is the slow part otherwise
-    row = pc.index_in(pa.array(out["account_id"].astype("string"), from_pandas=True),
-                      value_set=pa.array(accounts["account_id"].astype("string"), from_pandas=True))
-    row = row.fill_null(-1).to_numpy().astype("int64")
+    row = positions_in(out["account_id"], arrow_ids(accounts["account_id"]))  # -1: not in the accounts table
     for name, source in _SOURCE.items():
         values = accounts[source].astype("string").str.strip()
         categories = sorted(values.dropna().unique())

@@ -157,30 +157,45 @@ def finish(grid: pd.DataFrame, result: pd.DataFrame, names: list[str], counts: t
     return out
 
 
+def arrow_ids(values: pd.Series) -> "pa.Array | pa.ChunkedArray":
+    """Ids as an Arrow string array (zero-copy for Arrow-backed pandas strings)."""
+    import pyarrow as pa
+
+    return pa.array(values.astype("string"), from_pandas=True)
+
+
+def positions_in(values: pd.Series, among: "pa.Array | pa.ChunkedArray") -> np.ndarray:
+    """Where each id of ``values`` sits in ``among`` (-1 when absent or missing).
+
+    Arrow's hash lookup: pandas' string ``isin``/``map``/``get_indexer`` walk the values in
+    Python, seconds per call on millions of rows.
+    """
+    import pyarrow.compute as pc
+
+    return pc.index_in(arrow_ids(values), value_set=among).fill_null(-1).to_numpy().astype("int64")
+
+
 def grid_positions(grid: pd.DataFrame, result: pd.DataFrame) -> np.ndarray:
     """For each grid row, the row of ``result`` with the same (account_id, snapshot_date), or -1.
 
-    Accounts and snapshot dates become small integer codes (Arrow's hash lookup on the ids),
-    and (account, date) one dense slot number, so aligning millions of rows is an array
-    lookup, not a pandas merge on strings. A key twice in ``result`` is a bug of the family's SQL.
+    Accounts and snapshot dates become small integer codes, and (account, date) one dense
+    slot number, so aligning millions of rows is an array lookup, not a pandas merge on
+    strings. A key twice in ``result`` is a bug of the family's SQL.
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
-
-    def ids(frame: pd.DataFrame) -> pa.ChunkedArray:
-        return pa.array(frame["account_id"].astype("string"), from_pandas=True)
 
     def dates(frame: pd.DataFrame) -> np.ndarray:
         return pd.to_datetime(frame["snapshot_date"]).astype("datetime64[ns]").to_numpy()
 
-    accounts = pc.unique(ids(grid))
+    accounts = pc.unique(arrow_ids(grid["account_id"]))
     snapshot_days = np.unique(dates(grid))
 
     def slots(frame: pd.DataFrame) -> np.ndarray:
-        account = pc.index_in(ids(frame), value_set=accounts).fill_null(-1).to_numpy().astype("int64")
-        day = np.searchsorted(snapshot_days, dates(frame))
+        account = positions_in(frame["account_id"], accounts)
+        when = dates(frame)
+        day = np.searchsorted(snapshot_days, when)
         known = (account >= 0) & (day < len(snapshot_days))
-        known[known] = snapshot_days[day[known]] == dates(frame)[known]
+        known[known] = snapshot_days[day[known]] == when[known]
         return np.where(known, account * len(snapshot_days) + day, -1)
 
     result_slots = slots(result)

@@ -41,6 +41,9 @@ TRUNCATED_ROW = "truncated row (file ends mid-row)"
 DUPLICATE_ROW = "duplicate row"
 WRONG_TYPE_MIN_ROWS = 2  # a single unparseable value is a bad row; a whole column of them, a wrong type
 REPAIRS = "_repairs"  # staged bit set: which repair rules touched the row
+ID_STRIPPED = "id whitespace stripped"
+CASE_NORMALISED = "category case normalised"
+OFFSET_CONVERTED = "offset converted to UTC"
 STAGING = "_staging"
 
 
@@ -243,7 +246,7 @@ class _ChunkRunner:
         return self
 
     def submit(self, job: _ChunkJob, chunk: pd.DataFrame, cut_row: int | None, first: bool, collect) -> None:
-        if self.workers == 1 or (first and self.pool is None):
+        if self.workers == 1 or first:
             self.pending.append(_Done(_chunk(job, chunk, cut_row)))
         else:
             if self.pool is None:
@@ -295,8 +298,13 @@ def _with_last(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, b
 
 def _repair_rules(source: SourceSpec) -> list[str]:
     """Names of the repair rules, in a fixed order: bit i of a staged row's ``_repairs`` is rule i."""
-    derived = [f"{target} derived ({expression})" for target, expression in source.derive.items()]
-    return ["id whitespace stripped", "category case normalised", "offset converted to UTC", *derived]
+    derived = [_derived_rule(target, expression) for target, expression in source.derive.items()]
+    return [ID_STRIPPED, CASE_NORMALISED, OFFSET_CONVERTED, *derived]
+
+
+def _derived_rule(target: str, expression: str) -> str:
+    """The repair rule of a derived column, e.g. ``end_date derived (start_date + 12 months - 1 day)``."""
+    return f"{target} derived ({expression})"
 
 
 def _chunk(job: _ChunkJob, chunk: pd.DataFrame, cut_row: int | None) -> _ChunkResult:
@@ -316,7 +324,7 @@ def _chunk(job: _ChunkJob, chunk: pd.DataFrame, cut_row: int | None) -> _ChunkRe
     typed = _typed(text, source, table, verdicts, repaired, watch, rows)
     typed, derived = apply_derivations(typed, source.derive)
     for target, mask in derived.items():
-        repaired[f"{target} derived ({source.derive[target]})"] = mask
+        repaired[_derived_rule(target, source.derive[target])] = mask
     _apply_row_rules(typed, table, job.reference, job.known_accounts, verdicts)
     verdicts.reject_each(repairs.schema_failures(_canonical_dtypes(typed[verdicts.alive], table),
                                                  ROW_SCHEMAS[table.name], str(path)))
@@ -343,7 +351,7 @@ def _clean_text(text: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[st
     text, lowered = repairs.lowercase_categories(text, table)
     if "user_id" in text.columns:
         text["user_id"] = repairs.hash_user_ids(text["user_id"])
-    return text, {"id whitespace stripped": id_fixed, "category case normalised": lowered}
+    return text, {ID_STRIPPED: id_fixed, CASE_NORMALISED: lowered}
 
 
 def _typed(text: pd.DataFrame, source: SourceSpec, table: Table, verdicts: _Verdicts,
@@ -357,7 +365,7 @@ def _typed(text: pd.DataFrame, source: SourceSpec, table: Table, verdicts: _Verd
         typed[column.name] = parsed.values
         verdicts.reject(parsed.bad, f"unparseable {column.name}")
         converted |= parsed.converted
-    repaired["offset converted to UTC"] = converted
+    repaired[OFFSET_CONVERTED] = converted
     return typed
 
 
