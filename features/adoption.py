@@ -28,16 +28,51 @@ FAMILY = "adoption"
 REQUIRES = ("usage_events",)
 
 SPECS: list[FeatureSpec] = [
-    FeatureSpec("feature_breadth_share_30d", FAMILY, "adoption", "Share of product features used",
-                "The account used {value} of the product's features in the last 30 days", "share", -1),
-    FeatureSpec("seat_utilisation_ratio_30d", FAMILY, "adoption", "Active users per seat",
-                "Active users per contracted seat: {value} (last 30 days)", "ratio", -1),
-    FeatureSpec("usage_trend_ratio_30d", FAMILY, "adoption", "Usage trend",
-                "Usage in the last 30 days is {value} times the previous 60 days' monthly average", "ratio", -1),
-    FeatureSpec("usage_since_last_days", FAMILY, "adoption", "Days since last use",
-                "Nobody at the account has used the product for {value}", "days", 1),
-    FeatureSpec("feature_adopted_count_90d", FAMILY, "adoption", "Features newly adopted",
-                "{value} product features were used for the first time in the last 90 days", "count", -1),
+    FeatureSpec(
+        "feature_breadth_share_30d",
+        FAMILY,
+        "adoption",
+        "Share of product features used",
+        "The account used {value} of the product's features in the last 30 days",
+        "share",
+        -1,
+    ),
+    FeatureSpec(
+        "seat_utilisation_ratio_30d",
+        FAMILY,
+        "adoption",
+        "Active users per seat",
+        "Active users per contracted seat: {value} (last 30 days)",
+        "ratio",
+        -1,
+    ),
+    FeatureSpec(
+        "usage_trend_ratio_30d",
+        FAMILY,
+        "adoption",
+        "Usage trend",
+        "Usage in the last 30 days is {value} times the previous 60 days' monthly average",
+        "ratio",
+        -1,
+    ),
+    FeatureSpec(
+        "usage_since_last_days",
+        FAMILY,
+        "adoption",
+        "Days since last use",
+        "Nobody at the account has used the product for {value}",
+        "days",
+        1,
+    ),
+    FeatureSpec(
+        "feature_adopted_count_90d",
+        FAMILY,
+        "adoption",
+        "Features newly adopted",
+        "{value} product features were used for the first time in the last 90 days",
+        "count",
+        -1,
+    ),
 ]
 NAMES = [s.name for s in SPECS]
 COUNTS = ("feature_adopted_count_90d",)
@@ -189,12 +224,17 @@ def feature_first_days(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     con = connect({"usage": tables["usage_events"][["feature", "event_at"]]})
     first = query(con, FEATURE_FIRST_DAY_SQL)
     con.close()
-    return pd.DataFrame({"feature": first["feature"].astype("string"),
-                         "first_day": pd.to_datetime(first["first_day"]).astype("datetime64[ns]")})
+    return pd.DataFrame(
+        {
+            "feature": first["feature"].astype("string"),
+            "first_day": pd.to_datetime(first["first_day"]).astype("datetime64[ns]"),
+        }
+    )
 
 
-def adoption_features(tables: dict[str, pd.DataFrame], grid: pd.DataFrame,
-                      first_days: pd.DataFrame | None = None) -> pd.DataFrame:
+def adoption_features(
+    tables: dict[str, pd.DataFrame], grid: pd.DataFrame, first_days: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Adoption features for every (account, snapshot) of ``grid``.
 
     ``first_days`` (``feature_first_days`` of the whole book) is given when ``tables`` hold

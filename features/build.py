@@ -74,20 +74,29 @@ class Family:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("responsiveness", ("emails",), responsiveness.SPECS,
-           lambda t, g, p, _: responsiveness.responsiveness_features(t, g, p.business_hours)),
+    Family(
+        "responsiveness",
+        ("emails",),
+        responsiveness.SPECS,
+        lambda t, g, p, _: responsiveness.responsiveness_features(t, g, p.business_hours),
+    ),
     Family("qbr", ("meetings",), qbr.SPECS, lambda t, g, p, _: qbr.qbr_features(t, g)),
-    Family("adoption", ("usage_events",), adoption.SPECS,
-           lambda t, g, p, first_days: adoption.adoption_features(t, g, first_days),
-           shared=adoption.feature_first_days),
+    Family(
+        "adoption",
+        ("usage_events",),
+        adoption.SPECS,
+        lambda t, g, p, first_days: adoption.adoption_features(t, g, first_days),
+        shared=adoption.feature_first_days,
+    ),
     Family("support", ("tickets",), support.TICKET_SPECS, lambda t, g, p, _: support.ticket_features(t, g)),
     # proactive touches belong to the support family but are read from e-mails
     Family("support", ("emails",), support.PROACTIVE_SPECS, lambda t, g, p, _: support.proactive_features(t, g)),
     Family("voice", ("surveys",), voice.SPECS, lambda t, g, p, _: voice.voice_features(t, g)),
     Family("tenure", ("contracts",), tenure.SPECS, lambda t, g, p, _: tenure.tenure_features(t, g)),
     # categories are every region and segment of the book, so context sees all accounts at once
-    Family("context", ("accounts",), context.SPECS, lambda t, g, p, _: context.context_features(t, g),
-           per_account=False),
+    Family(
+        "context", ("accounts",), context.SPECS, lambda t, g, p, _: context.context_features(t, g), per_account=False
+    ),
 )
 
 
@@ -135,8 +144,9 @@ def resolve_snapshots(
 LONGEST_WINDOW_DAYS = 90  # the longest look-back of the large tables' features (e-mails, usage)
 
 
-def account_batches(grid: pd.DataFrame, rows_in: int, batch_rows: int,
-                    frequency_days: int = 7) -> list[tuple[str, str]]:
+def account_batches(
+    grid: pd.DataFrame, rows_in: int, batch_rows: int, frequency_days: int = 7
+) -> list[tuple[str, str]]:
     """Ranges of account ids (first, last) splitting the grid's accounts into batches of ~``batch_rows`` rows.
 
     An event row is held once per snapshot whose window covers it: up to 90 / 7 ≈ 13 times on the
@@ -152,8 +162,9 @@ def account_batches(grid: pd.DataFrame, rows_in: int, batch_rows: int,
     return [(str(part[0]), str(part[-1])) for part in np.array_split(accounts, n) if len(part)]
 
 
-def compute_in_batches(family: Family, tables: Mapping[str, Table], grid: pd.DataFrame, p: SnapshotParams,
-                       rows_in: int) -> pd.DataFrame:
+def compute_in_batches(
+    family: Family, tables: Mapping[str, Table], grid: pd.DataFrame, p: SnapshotParams, rows_in: int
+) -> pd.DataFrame:
     """``family.compute`` on the whole grid, or batch by batch of accounts when its tables are large.
 
     Exact percentiles cannot spill to disk, so a family over tens of millions of e-mails runs
@@ -202,8 +213,7 @@ def build_features(
     last_date = pd.Timestamp(export_end) if export_end is not None else export_last_date(usable)
     dates = resolve_snapshots(snapshots, p, last_date)
     grid = build_grid(usable["contracts"], dates, p.horizon_days, p.grace_days, last_date)
-    LOG.info("features: %d snapshots to %s, %d (account, snapshot) rows", len(dates),
-             last_date.date(), len(grid))
+    LOG.info("features: %d snapshots to %s, %d (account, snapshot) rows", len(dates), last_date.date(), len(grid))
 
     frame = grid.copy()
     specs: list[FeatureSpec] = []
@@ -220,9 +230,15 @@ def build_features(
         rows_in = sum(len(usable[t]) for t in family.requires)
         result = compute_in_batches(family, usable, grid[KEY], p, rows_in)
         seconds = time.perf_counter() - start
-        LOG.info("features: %s (%s): %s rows in, %s rows out in %.2f s (%.0f rows/s)", family.name,
-                 ", ".join(family.requires), f"{rows_in:,}", f"{len(result):,}", seconds,
-                 rows_in / max(seconds, 1e-9))
+        LOG.info(
+            "features: %s (%s): %s rows in, %s rows out in %.2f s (%.0f rows/s)",
+            family.name,
+            ", ".join(family.requires),
+            f"{rows_in:,}",
+            f"{len(result):,}",
+            seconds,
+            rows_in / max(seconds, 1e-9),
+        )
         for spec in family.specs:
             frame[spec.name] = result[spec.name].to_numpy() if spec.dtype != "category" else result[spec.name].values
         specs.extend(family.specs)

@@ -17,10 +17,12 @@ FAMILY = "context"
 REQUIRES = ("accounts",)
 
 SPECS: list[FeatureSpec] = [
-    FeatureSpec("account_region_category", FAMILY, "context", "Region",
-                "Region: {value}", "category", 0, dtype="category"),
-    FeatureSpec("account_segment_category", FAMILY, "context", "Segment",
-                "Segment: {value}", "category", 0, dtype="category"),
+    FeatureSpec(
+        "account_region_category", FAMILY, "context", "Region", "Region: {value}", "category", 0, dtype="category"
+    ),
+    FeatureSpec(
+        "account_segment_category", FAMILY, "context", "Segment", "Segment: {value}", "category", 0, dtype="category"
+    ),
 ]
 NAMES = [s.name for s in SPECS]
 _SOURCE = {"account_region_category": "region", "account_segment_category": "segment"}
@@ -43,6 +45,8 @@ def context_features(tables: dict[str, pd.DataFrame], grid: pd.DataFrame) -> pd.
         values = accounts[source].astype("string").str.strip()
         categories = sorted(values.dropna().unique())
         codes = pd.Categorical(values, categories=categories).codes
-        out[name] = pd.Categorical.from_codes(np.where(row >= 0, codes[np.maximum(row, 0)], -1) if len(codes)
-                                              else np.full(len(row), -1), categories=categories)
+        out[name] = pd.Categorical.from_codes(
+            np.where(row >= 0, codes[np.maximum(row, 0)], -1) if len(codes) else np.full(len(row), -1),
+            categories=categories,
+        )
     return out

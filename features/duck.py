@@ -18,11 +18,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from features.engine import DuckDBEngine, Engine, open_engine, sql_identifier, sql_literal
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 KEY = ["account_id", "snapshot_date"]
 
@@ -64,7 +68,9 @@ class ParquetTable:
         return ParquetTable(self.path, tuple(columns), self.accounts)
 
     def to_pandas(self) -> pd.DataFrame:
-        filters = [("account_id", ">=", self.accounts[0]), ("account_id", "<=", self.accounts[1])] if self.accounts else None
+        filters = (
+            [("account_id", ">=", self.accounts[0]), ("account_id", "<=", self.accounts[1])] if self.accounts else None
+        )
         return pd.read_parquet(self.path, columns=list(self.selected) if self.selected else None, filters=filters)
 
     def view_sql(self) -> str:
@@ -102,7 +108,9 @@ def column_max(table: Table, column: str) -> object:
     if isinstance(table, ParquetTable):
         engine = DuckDBEngine()
         try:
-            return engine.execute(f"SELECT max({sql_identifier(column)}) FROM ({table[[column]].view_sql()})").fetchone()[0]
+            return engine.execute(
+                f"SELECT max({sql_identifier(column)}) FROM ({table[[column]].view_sql()})"
+            ).fetchone()[0]
         finally:
             engine.close()
     return table[column].max()

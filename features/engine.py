@@ -146,14 +146,17 @@ def spark_session() -> Any:
         builder = SparkSession.builder.appName("churn-features")
         if "SPARK_MASTER" in os.environ or not os.environ.get("SPARK_ENV_LOADED"):
             builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
-        _SPARK = (builder
-                  .config("spark.sql.session.timeZone", "UTC")
-                  .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                  .config("spark.sql.shuffle.partitions", os.environ.get("CHURN_SPARK_PARTITIONS", str(2 * (os.cpu_count() or 2))))
-                  .config("spark.sql.ansi.enabled", "false")
-                  .config("spark.ui.enabled", "false")
-                  .config("spark.ui.showConsoleProgress", "false")
-                  .getOrCreate())
+        _SPARK = (
+            builder.config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config(
+                "spark.sql.shuffle.partitions", os.environ.get("CHURN_SPARK_PARTITIONS", str(2 * (os.cpu_count() or 2)))
+            )
+            .config("spark.sql.ansi.enabled", "false")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .getOrCreate()
+        )
         _SPARK.sparkContext.setLogLevel("ERROR")
     return _SPARK
 

@@ -36,7 +36,8 @@ def classify_meeting_title(titles: pd.Series) -> pd.Series:
         titles are ``"other"``.
     """
     lowered = titles.astype("string").str.lower().fillna("")
-    matches = [lowered.str.contains(pattern, regex=True).to_numpy(dtype=bool)
-               for pattern in MEETING_TYPE_PATTERNS.values()]
+    matches = [
+        lowered.str.contains(pattern, regex=True).to_numpy(dtype=bool) for pattern in MEETING_TYPE_PATTERNS.values()
+    ]
     kinds = np.select(matches, list(MEETING_TYPE_PATTERNS), default=OTHER)
     return pd.Series(kinds, index=titles.index, name="meeting_type", dtype="string")

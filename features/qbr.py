@@ -23,14 +23,42 @@ REQUIRES = ("meetings",)
 PRE_RENEWAL_DAYS = 120
 
 SPECS: list[FeatureSpec] = [
-    FeatureSpec("qbr_since_last_days", FAMILY, "qbr", "Days since last QBR",
-                "The last business review (QBR) was {value} ago", "days", 1),
-    FeatureSpec("qbr_held_count_365d", FAMILY, "qbr", "QBRs in 12 months",
-                "{value} business reviews (QBRs) in the last 12 months", "count", -1),
-    FeatureSpec("qbr_pre_renewal_flag_120d", FAMILY, "qbr", "QBR before renewal",
-                "A QBR was held in the 120 days before renewal: {value}", "flag", -1),
-    FeatureSpec("meeting_held_count_90d", FAMILY, "engagement", "Meetings in 90 days",
-                "{value} meetings or calls with the account in the last 90 days", "count", -1),
+    FeatureSpec(
+        "qbr_since_last_days",
+        FAMILY,
+        "qbr",
+        "Days since last QBR",
+        "The last business review (QBR) was {value} ago",
+        "days",
+        1,
+    ),
+    FeatureSpec(
+        "qbr_held_count_365d",
+        FAMILY,
+        "qbr",
+        "QBRs in 12 months",
+        "{value} business reviews (QBRs) in the last 12 months",
+        "count",
+        -1,
+    ),
+    FeatureSpec(
+        "qbr_pre_renewal_flag_120d",
+        FAMILY,
+        "qbr",
+        "QBR before renewal",
+        "A QBR was held in the 120 days before renewal: {value}",
+        "flag",
+        -1,
+    ),
+    FeatureSpec(
+        "meeting_held_count_90d",
+        FAMILY,
+        "engagement",
+        "Meetings in 90 days",
+        "{value} meetings or calls with the account in the last 90 days",
+        "count",
+        -1,
+    ),
 ]
 NAMES = [s.name for s in SPECS]
 COUNTS = ("qbr_held_count_365d", "meeting_held_count_90d")

@@ -31,32 +31,66 @@ REQUIRES = ("emails",)
 
 
 def _spec(name: str, label: str, phrase: str, unit: str, risk: int, signal: str = "responsiveness") -> FeatureSpec:
-    return FeatureSpec(name=name, family=FAMILY, signal=signal, label=label, phrase=phrase, unit=unit, risk_direction=risk)
+    return FeatureSpec(
+        name=name, family=FAMILY, signal=signal, label=label, phrase=phrase, unit=unit, risk_direction=risk
+    )
 
 
 def _latency_specs() -> list[FeatureSpec]:
     specs = []
     for window in (30, 90):
         for stat, stat_words in (("median", "median"), ("p90", "slowest 10%")):
-            specs.append(_spec(
-                f"reply_latency_{stat}_hours_{window}d", f"Reply time, {stat}, {window} days",
-                f"Customer e-mails wait {{value}} for a reply ({stat_words}, last {window} days)", "hours", 1))
-            specs.append(_spec(
-                f"reply_latency_{stat}_business_hours_{window}d", f"Reply time in business hours, {stat}, {window} days",
-                f"Customer e-mails wait {{value}} of the customer's business hours for a reply "
-                f"({stat_words}, last {window} days)", "hours", 1))
+            specs.append(
+                _spec(
+                    f"reply_latency_{stat}_hours_{window}d",
+                    f"Reply time, {stat}, {window} days",
+                    f"Customer e-mails wait {{value}} for a reply ({stat_words}, last {window} days)",
+                    "hours",
+                    1,
+                )
+            )
+            specs.append(
+                _spec(
+                    f"reply_latency_{stat}_business_hours_{window}d",
+                    f"Reply time in business hours, {stat}, {window} days",
+                    f"Customer e-mails wait {{value}} of the customer's business hours for a reply "
+                    f"({stat_words}, last {window} days)",
+                    "hours",
+                    1,
+                )
+            )
     return specs
 
 
 SPECS: list[FeatureSpec] = _latency_specs() + [
-    _spec("reply_within24h_share_90d", "Share answered within 24 h, 90 days",
-          "{value} of customer e-mails were answered within 24 hours (last 90 days)", "share", -1),
-    _spec("reply_over48h_count_90d", "E-mails waiting over 48 h, 90 days",
-          "{value} customer e-mails waited more than 48 hours for a reply (last 90 days)", "count", 1),
-    _spec("reply_unanswered_count_90d", "Unanswered e-mails",
-          "{value} customer e-mails from the last 90 days are still unanswered", "count", 1),
-    _spec("reply_unanswered_oldest_hours_90d", "Oldest unanswered e-mail age",
-          "The oldest unanswered customer e-mail has been waiting {value}", "hours", 1),
+    _spec(
+        "reply_within24h_share_90d",
+        "Share answered within 24 h, 90 days",
+        "{value} of customer e-mails were answered within 24 hours (last 90 days)",
+        "share",
+        -1,
+    ),
+    _spec(
+        "reply_over48h_count_90d",
+        "E-mails waiting over 48 h, 90 days",
+        "{value} customer e-mails waited more than 48 hours for a reply (last 90 days)",
+        "count",
+        1,
+    ),
+    _spec(
+        "reply_unanswered_count_90d",
+        "Unanswered e-mails",
+        "{value} customer e-mails from the last 90 days are still unanswered",
+        "count",
+        1,
+    ),
+    _spec(
+        "reply_unanswered_oldest_hours_90d",
+        "Oldest unanswered e-mail age",
+        "The oldest unanswered customer e-mail has been waiting {value}",
+        "hours",
+        1,
+    ),
 ]
 NAMES = [s.name for s in SPECS]
 COUNTS = ("reply_over48h_count_90d", "reply_unanswered_count_90d")
@@ -74,8 +108,7 @@ def business_minutes_expr(local_ts: str, open_hour: int, close_hour: int) -> str
     weeks = f"CAST(floor({days} / 7.0) AS BIGINT)"
     weekday = f"({days} - 7 * {weeks})"
     minute_of_day = f"(hour({local_ts}) * 60 + minute({local_ts}) + second({local_ts}) / 60.0)"
-    today = (f"CASE WHEN {weekday} < 5 THEN least(greatest({minute_of_day} - {open_hour * 60}, 0), {day_len}) "
-             f"ELSE 0 END")
+    today = f"CASE WHEN {weekday} < 5 THEN least(greatest({minute_of_day} - {open_hour * 60}, 0), {day_len}) ELSE 0 END"
     return f"(({weeks} * 5 + least({weekday}, 5)) * {day_len} + {today})"
 
 
@@ -118,8 +151,9 @@ def responsiveness_sql(open_hour: int, close_hour: int) -> str:
     stats, unpack = [], []
     for window, cond in ((30, in30), (90, "TRUE")):
         for unit, column in (("hours", "latency_hours"), ("business_hours", "latency_business_hours")):
-            stats.append(f"quantile_cont(CASE WHEN {answered} AND {cond} THEN {column} END, [0.5, 0.9]) "
-                         f"AS q_{unit}_{window}d")
+            stats.append(
+                f"quantile_cont(CASE WHEN {answered} AND {cond} THEN {column} END, [0.5, 0.9]) AS q_{unit}_{window}d"
+            )
             for index, stat in ((1, "median"), (2, "p90")):
                 unpack.append(f"q_{unit}_{window}d[{index}] AS reply_latency_{stat}_{unit}_{window}d")
     stat_sql = ",\n           ".join(stats)
@@ -165,8 +199,11 @@ def account_time_zones(accounts: pd.DataFrame) -> pd.DataFrame:
     known = zoneinfo.available_timezones()
     unknown = zones["tz"].notna() & ~zones["tz"].isin(known)
     if unknown.any():
-        LOG.warning("responsiveness: %d accounts have an unknown time zone (e.g. %r); using UTC",
-                    int(unknown.sum()), zones.loc[unknown, "tz"].iloc[0])
+        LOG.warning(
+            "responsiveness: %d accounts have an unknown time zone (e.g. %r); using UTC",
+            int(unknown.sum()),
+            zones.loc[unknown, "tz"].iloc[0],
+        )
     zones["tz"] = zones["tz"].where(zones["tz"].notna() & ~unknown, "UTC").astype(str)
     return zones
 

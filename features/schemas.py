@@ -58,14 +58,34 @@ ACCOUNTS = Table(
     key=("account_id",),
     columns=(
         Column("account_id", "id", "Unique account id (CRM Id)."),
-        Column("account_name", "str", "Company name; shown in the at-risk CSV, never a feature.", required=False, nullable=True),
-        Column("owner", "str", "Account owner / CSM id or name; shown in the at-risk CSV, never a feature.", required=False, nullable=True),
+        Column(
+            "account_name",
+            "str",
+            "Company name; shown in the at-risk CSV, never a feature.",
+            required=False,
+            nullable=True,
+        ),
+        Column(
+            "owner",
+            "str",
+            "Account owner / CSM id or name; shown in the at-risk CSV, never a feature.",
+            required=False,
+            nullable=True,
+        ),
         Column("created_date", "date", "Date the account became a customer (signup)."),
         Column("region", "category", "Sales region, e.g. NA, EMEA, LATAM, APAC.", required=False, nullable=True),
         Column("country", "category", "ISO 3166 alpha-2 country code.", required=False, nullable=True),
-        Column("segment", "category", "Customer segment, e.g. SMB, Mid-Market, Enterprise.", required=False, nullable=True),
+        Column(
+            "segment", "category", "Customer segment, e.g. SMB, Mid-Market, Enterprise.", required=False, nullable=True
+        ),
         Column("industry", "category", "Industry.", required=False, nullable=True),
-        Column("timezone", "str", "IANA time zone of the customer (business hours, holidays); UTC when absent.", required=False, nullable=True),
+        Column(
+            "timezone",
+            "str",
+            "IANA time zone of the customer (business hours, holidays); UTC when absent.",
+            required=False,
+            nullable=True,
+        ),
     ),
 )
 
@@ -81,9 +101,21 @@ CONTRACTS = Table(
         Column("end_date", "date", "Last day of the term (exclusive end is start of next term)."),
         Column("arr", "float", "Annual recurring revenue of the term, in the export's currency.", min_value=0),
         Column("seats", "int", "Contracted seats (licensed users).", required=False, nullable=True, min_value=0),
-        Column("status", "category", "active, ended or cancelled.", required=False, nullable=True,
-               allowed=("active", "ended", "cancelled")),
-        Column("cancel_date", "date", "Date a cancelled contract effectively stopped; empty otherwise.", required=False, nullable=True),
+        Column(
+            "status",
+            "category",
+            "active, ended or cancelled.",
+            required=False,
+            nullable=True,
+            allowed=("active", "ended", "cancelled"),
+        ),
+        Column(
+            "cancel_date",
+            "date",
+            "Date a cancelled contract effectively stopped; empty otherwise.",
+            required=False,
+            nullable=True,
+        ),
     ),
 )
 
@@ -97,7 +129,12 @@ EMAILS = Table(
         Column("account_id", "id", "Account the message relates to."),
         Column("thread_id", "id", "Conversation thread id."),
         Column("sent_at", "timestamp", "When the message was sent (UTC)."),
-        Column("direction", "category", "inbound (from the customer) or outbound (from us).", allowed=("inbound", "outbound")),
+        Column(
+            "direction",
+            "category",
+            "inbound (from the customer) or outbound (from us).",
+            allowed=("inbound", "outbound"),
+        ),
     ),
 )
 
@@ -110,10 +147,13 @@ MEETINGS = Table(
         Column("meeting_id", "id", "Unique meeting id."),
         Column("account_id", "id", "Account met."),
         Column("start_at", "timestamp", "Meeting start (UTC)."),
-        Column("meeting_type", "category",
-               "qbr (quarterly/executive business review), onboarding, training, call or other; "
-               "derived from the title when the export has none.",
-               allowed=("qbr", "onboarding", "training", "call", "other")),
+        Column(
+            "meeting_type",
+            "category",
+            "qbr (quarterly/executive business review), onboarding, training, call or other; "
+            "derived from the title when the export has none.",
+            allowed=("qbr", "onboarding", "training", "call", "other"),
+        ),
     ),
 )
 
@@ -126,12 +166,31 @@ TICKETS = Table(
         Column("ticket_id", "id", "Unique ticket id."),
         Column("account_id", "id", "Account that opened the ticket."),
         Column("created_at", "timestamp", "Ticket creation (UTC)."),
-        Column("first_response_at", "timestamp", "Our first public response (UTC); empty if none yet.", required=False, nullable=True),
-        Column("closed_at", "timestamp", "When the ticket was closed or solved (UTC); empty while open.", required=False, nullable=True),
+        Column(
+            "first_response_at",
+            "timestamp",
+            "Our first public response (UTC); empty if none yet.",
+            required=False,
+            nullable=True,
+        ),
+        Column(
+            "closed_at",
+            "timestamp",
+            "When the ticket was closed or solved (UTC); empty while open.",
+            required=False,
+            nullable=True,
+        ),
         Column("priority", "category", "low, normal, high or urgent.", allowed=("low", "normal", "high", "urgent")),
         Column("is_escalated", "bool", "Escalated to engineering or management.", required=False, nullable=True),
-        Column("csat", "float", "Satisfaction rating 1-5 given on the ticket; empty if not rated.", required=False, nullable=True,
-               min_value=1, max_value=5),
+        Column(
+            "csat",
+            "float",
+            "Satisfaction rating 1-5 given on the ticket; empty if not rated.",
+            required=False,
+            nullable=True,
+            min_value=1,
+            max_value=5,
+        ),
     ),
 )
 
@@ -145,7 +204,13 @@ USAGE_EVENTS = Table(
         Column("user_id", "id", "Pseudonymous user id (hashed at ingest)."),
         Column("feature", "str", "Product feature or event name."),
         Column("event_at", "timestamp", "Event time (UTC)."),
-        Column("event_count", "int", "Number of events this row stands for (1 for raw track calls).", required=False, min_value=1),
+        Column(
+            "event_count",
+            "int",
+            "Number of events this row stands for (1 for raw track calls).",
+            required=False,
+            min_value=1,
+        ),
     ),
 )
 
@@ -159,9 +224,22 @@ SURVEYS = Table(
         Column("account_id", "id", "Account surveyed."),
         Column("sent_at", "timestamp", "When the survey was sent (UTC)."),
         Column("survey_type", "category", "nps or csat.", allowed=("nps", "csat")),
-        Column("responded_at", "timestamp", "When it was answered (UTC); empty when not answered.", required=False, nullable=True),
-        Column("score", "float", "Score: 0-10 for NPS, 1-5 for CSAT; empty when not answered.", required=False, nullable=True,
-               min_value=0, max_value=10),
+        Column(
+            "responded_at",
+            "timestamp",
+            "When it was answered (UTC); empty when not answered.",
+            required=False,
+            nullable=True,
+        ),
+        Column(
+            "score",
+            "float",
+            "Score: 0-10 for NPS, 1-5 for CSAT; empty when not answered.",
+            required=False,
+            nullable=True,
+            min_value=0,
+            max_value=10,
+        ),
     ),
 )
 
@@ -225,8 +303,14 @@ def contract_markdown() -> str:
     lines: list[str] = []
     for t in TABLES.values():
         need = "required" if t.required else "optional"
-        lines += [f"#### `{t.name}` ({need})", "", t.meaning, "",
-                  "| column | type | required | meaning |", "|---|---|---|---|"]
+        lines += [
+            f"#### `{t.name}` ({need})",
+            "",
+            t.meaning,
+            "",
+            "| column | type | required | meaning |",
+            "|---|---|---|---|",
+        ]
         for c in t.columns:
             req = "yes" if c.required else ("no, may be empty" if c.nullable else "no")
             lines.append(f"| `{c.name}` | {c.dtype} | {req} | {c.meaning} |")

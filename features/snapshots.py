@@ -156,9 +156,11 @@ def build_grid(
     con.register("snaps", snaps)
     grid = query(con, grid_sql(horizon_days, grace_days, last_date))
     con.close()
-    return pd.DataFrame({
-        "account_id": grid["account_id"].astype("string"),
-        "snapshot_date": pd.to_datetime(grid["snapshot_date"]).astype("datetime64[ns]"),
-        "label": grid["label"].astype("Int8"),
-        "churn_date": pd.to_datetime(grid["churn_date"]).astype("datetime64[ns]"),
-    })
+    return pd.DataFrame(
+        {
+            "account_id": grid["account_id"].astype("string"),
+            "snapshot_date": pd.to_datetime(grid["snapshot_date"]).astype("datetime64[ns]"),
+            "label": grid["label"].astype("Int8"),
+            "churn_date": pd.to_datetime(grid["churn_date"]).astype("datetime64[ns]"),
+        }
+    )

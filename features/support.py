@@ -25,28 +25,74 @@ FAMILY = "support"
 REQUIRES = ("tickets",)
 
 TICKET_SPECS: list[FeatureSpec] = [
-    FeatureSpec("ticket_opened_count_90d", FAMILY, "support", "Tickets in 90 days",
-                "{value} support tickets opened in the last 90 days", "count", 1),
-    FeatureSpec("ticket_urgent_count_90d", FAMILY, "support", "High/urgent tickets in 90 days",
-                "{value} high or urgent support tickets in the last 90 days", "count", 1),
-    FeatureSpec("ticket_first_response_median_hours_90d", FAMILY, "support", "Ticket first response time",
-                "Support tickets waited {value} for a first response (median, last 90 days)", "hours", 1),
-    FeatureSpec("ticket_open_count", FAMILY, "support", "Open tickets",
-                "{value} support tickets are open", "count", 1),
-    FeatureSpec("ticket_escalated_count_90d", FAMILY, "support", "Escalations in 90 days",
-                "{value} support tickets opened in the last 90 days were escalated (counted once closed)", "count", 1),
-    FeatureSpec("ticket_csat_mean_score_180d", FAMILY, "support", "Ticket CSAT",
-                "Support satisfaction averages {value} out of 5 (last 180 days)", "score", -1),
+    FeatureSpec(
+        "ticket_opened_count_90d",
+        FAMILY,
+        "support",
+        "Tickets in 90 days",
+        "{value} support tickets opened in the last 90 days",
+        "count",
+        1,
+    ),
+    FeatureSpec(
+        "ticket_urgent_count_90d",
+        FAMILY,
+        "support",
+        "High/urgent tickets in 90 days",
+        "{value} high or urgent support tickets in the last 90 days",
+        "count",
+        1,
+    ),
+    FeatureSpec(
+        "ticket_first_response_median_hours_90d",
+        FAMILY,
+        "support",
+        "Ticket first response time",
+        "Support tickets waited {value} for a first response (median, last 90 days)",
+        "hours",
+        1,
+    ),
+    FeatureSpec("ticket_open_count", FAMILY, "support", "Open tickets", "{value} support tickets are open", "count", 1),
+    FeatureSpec(
+        "ticket_escalated_count_90d",
+        FAMILY,
+        "support",
+        "Escalations in 90 days",
+        "{value} support tickets opened in the last 90 days were escalated (counted once closed)",
+        "count",
+        1,
+    ),
+    FeatureSpec(
+        "ticket_csat_mean_score_180d",
+        FAMILY,
+        "support",
+        "Ticket CSAT",
+        "Support satisfaction averages {value} out of 5 (last 180 days)",
+        "score",
+        -1,
+    ),
 ]
 PROACTIVE_SPECS: list[FeatureSpec] = [
-    FeatureSpec("proactive_touch_count_90d", FAMILY, "engagement", "Proactive e-mails in 90 days",
-                "{value} proactive e-mails from us (not replies) in the last 90 days", "count", -1),
+    FeatureSpec(
+        "proactive_touch_count_90d",
+        FAMILY,
+        "engagement",
+        "Proactive e-mails in 90 days",
+        "{value} proactive e-mails from us (not replies) in the last 90 days",
+        "count",
+        -1,
+    ),
 ]
 SPECS = TICKET_SPECS + PROACTIVE_SPECS
 TICKET_NAMES = [s.name for s in TICKET_SPECS]
 PROACTIVE_NAMES = [s.name for s in PROACTIVE_SPECS]
-COUNTS = ("ticket_opened_count_90d", "ticket_urgent_count_90d", "ticket_open_count",
-          "ticket_escalated_count_90d", "proactive_touch_count_90d")
+COUNTS = (
+    "ticket_opened_count_90d",
+    "ticket_urgent_count_90d",
+    "ticket_open_count",
+    "ticket_escalated_count_90d",
+    "proactive_touch_count_90d",
+)
 
 
 def tickets_sql() -> str:

@@ -20,20 +20,63 @@ FAMILY = "tenure"
 REQUIRES = ("contracts",)
 
 SPECS: list[FeatureSpec] = [
-    FeatureSpec("tenure_length_days", FAMILY, "first_year", "Customer for",
-                "Customer for {value} (since the first contract started)", "days", -1),
-    FeatureSpec("tenure_first_year_flag", FAMILY, "first_year", "First-year account",
-                "First-year account: {value}", "flag", 1),
-    FeatureSpec("renewal_countdown_days", FAMILY, "renewal", "Days to renewal",
-                "The current contract ends in {value}", "days", -1),
-    FeatureSpec("contract_arr_current_currency", FAMILY, "commercial", "Current ARR",
-                "Current contract is worth {value} a year", "currency", 0),
-    FeatureSpec("contract_arr_change_ratio_last_renewal", FAMILY, "commercial", "ARR change at last renewal",
-                "ARR at the last renewal was {value} times the previous contract's", "ratio", -1),
-    FeatureSpec("contract_seats_change_seats_last_renewal", FAMILY, "commercial", "Seat change at last renewal",
-                "Seats changed by {value} at the last renewal", "seats", -1),
-    FeatureSpec("contract_renewals_count", FAMILY, "commercial", "Renewals so far",
-                "The account has renewed {value} times", "count", -1),
+    FeatureSpec(
+        "tenure_length_days",
+        FAMILY,
+        "first_year",
+        "Customer for",
+        "Customer for {value} (since the first contract started)",
+        "days",
+        -1,
+    ),
+    FeatureSpec(
+        "tenure_first_year_flag", FAMILY, "first_year", "First-year account", "First-year account: {value}", "flag", 1
+    ),
+    FeatureSpec(
+        "renewal_countdown_days",
+        FAMILY,
+        "renewal",
+        "Days to renewal",
+        "The current contract ends in {value}",
+        "days",
+        -1,
+    ),
+    FeatureSpec(
+        "contract_arr_current_currency",
+        FAMILY,
+        "commercial",
+        "Current ARR",
+        "Current contract is worth {value} a year",
+        "currency",
+        0,
+    ),
+    FeatureSpec(
+        "contract_arr_change_ratio_last_renewal",
+        FAMILY,
+        "commercial",
+        "ARR change at last renewal",
+        "ARR at the last renewal was {value} times the previous contract's",
+        "ratio",
+        -1,
+    ),
+    FeatureSpec(
+        "contract_seats_change_seats_last_renewal",
+        FAMILY,
+        "commercial",
+        "Seat change at last renewal",
+        "Seats changed by {value} at the last renewal",
+        "seats",
+        -1,
+    ),
+    FeatureSpec(
+        "contract_renewals_count",
+        FAMILY,
+        "commercial",
+        "Renewals so far",
+        "The account has renewed {value} times",
+        "count",
+        -1,
+    ),
 ]
 NAMES = [s.name for s in SPECS]
 

@@ -18,16 +18,45 @@ FAMILY = "voice"
 REQUIRES = ("surveys",)
 
 SPECS: list[FeatureSpec] = [
-    FeatureSpec("nps_last_score", FAMILY, "voice", "Last NPS",
-                "The last NPS answer was {value} out of 10", "score", -1),
-    FeatureSpec("nps_detractor_flag", FAMILY, "voice", "NPS detractor",
-                "The last NPS answer was a detractor (0-6): {value}", "flag", 1),
-    FeatureSpec("nps_change_score", FAMILY, "voice", "NPS change",
-                "NPS moved by {value} points since the previous answer", "score", -1),
-    FeatureSpec("survey_response_share_365d", FAMILY, "voice", "Survey response rate",
-                "The account answered {value} of our surveys (last 12 months)", "share", -1),
-    FeatureSpec("survey_csat_mean_score_365d", FAMILY, "voice", "Survey CSAT",
-                "CSAT surveys average {value} out of 5 (last 12 months)", "score", -1),
+    FeatureSpec(
+        "nps_last_score", FAMILY, "voice", "Last NPS", "The last NPS answer was {value} out of 10", "score", -1
+    ),
+    FeatureSpec(
+        "nps_detractor_flag",
+        FAMILY,
+        "voice",
+        "NPS detractor",
+        "The last NPS answer was a detractor (0-6): {value}",
+        "flag",
+        1,
+    ),
+    FeatureSpec(
+        "nps_change_score",
+        FAMILY,
+        "voice",
+        "NPS change",
+        "NPS moved by {value} points since the previous answer",
+        "score",
+        -1,
+    ),
+    FeatureSpec(
+        "survey_response_share_365d",
+        FAMILY,
+        "voice",
+        "Survey response rate",
+        "The account answered {value} of our surveys (last 12 months)",
+        "share",
+        -1,
+    ),
+    FeatureSpec(
+        "survey_csat_mean_score_365d",
+        FAMILY,
+        "voice",
+        "Survey CSAT",
+        "CSAT surveys average {value} out of 5 (last 12 months)",
+        "score",
+        -1,
+    ),
 ]
 NAMES = [s.name for s in SPECS]
 

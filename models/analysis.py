@@ -18,6 +18,7 @@ REASON_SLOTS = (1, 2, 3)
 
 # ---------------------------------------------------------------- the export (01)
 
+
 def table_coverage(tables: Mapping[str, pd.DataFrame], date_columns: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     """Rows, accounts and first/last date per table: does the export cover the period we think it does?
 
@@ -32,13 +33,15 @@ def table_coverage(tables: Mapping[str, pd.DataFrame], date_columns: Mapping[str
     rows = []
     for name, frame in tables.items():
         days = [_naive(frame[c]) for c in date_columns.get(name, ()) if c in frame and frame[c].notna().any()]
-        rows.append({
-            "table": name,
-            "rows": len(frame),
-            "accounts": frame["account_id"].nunique() if "account_id" in frame else np.nan,
-            "first": min((d.min() for d in days), default=pd.NaT),
-            "last": max((d.max() for d in days), default=pd.NaT),
-        })
+        rows.append(
+            {
+                "table": name,
+                "rows": len(frame),
+                "accounts": frame["account_id"].nunique() if "account_id" in frame else np.nan,
+                "first": min((d.min() for d in days), default=pd.NaT),
+                "last": max((d.max() for d in days), default=pd.NaT),
+            }
+        )
     return pd.DataFrame(rows).set_index("table")
 
 
@@ -58,15 +61,19 @@ def ingest_summary(report: dict) -> pd.DataFrame:
     """
     rows = []
     for name, table in report.get("tables", {}).items():
-        rows.append({
-            "table": name,
-            "rows_read": table["rows_read"],
-            "rows_kept": table["rows_kept"],
-            "rows_rejected": sum(table.get("rows_rejected", {}).values()),
-            "rows_filtered": sum(table.get("rows_filtered", {}).values()),
-            "rows_repaired": sum(table.get("rows_repaired", {}).values()),
-        })
-    out = pd.DataFrame(rows, columns=["table", "rows_read", "rows_kept", "rows_rejected", "rows_filtered", "rows_repaired"])
+        rows.append(
+            {
+                "table": name,
+                "rows_read": table["rows_read"],
+                "rows_kept": table["rows_kept"],
+                "rows_rejected": sum(table.get("rows_rejected", {}).values()),
+                "rows_filtered": sum(table.get("rows_filtered", {}).values()),
+                "rows_repaired": sum(table.get("rows_repaired", {}).values()),
+            }
+        )
+    out = pd.DataFrame(
+        rows, columns=["table", "rows_read", "rows_kept", "rows_rejected", "rows_filtered", "rows_repaired"]
+    )
     out["kept_share"] = out["rows_kept"] / out["rows_read"].where(out["rows_read"] > 0)
     return out.set_index("table")
 
@@ -83,9 +90,13 @@ def ingest_issues(report: dict) -> pd.DataFrame:
         for action in ("repaired", "rejected", "filtered"):
             for reason, count in table.get(f"rows_{action}", {}).items():
                 rows.append({"table": name, "action": action, "reason": reason, "rows": count})
-        rows.extend({"table": name, "action": "note", "reason": note, "rows": np.nan} for note in table.get("notes", []))
+        rows.extend(
+            {"table": name, "action": "note", "reason": note, "rows": np.nan} for note in table.get("notes", [])
+        )
     out = pd.DataFrame(rows, columns=["table", "action", "reason", "rows"])
-    return out.sort_values(["rows", "table"], ascending=[False, True], na_position="last", kind="stable").reset_index(drop=True)
+    return out.sort_values(["rows", "table"], ascending=[False, True], na_position="last", kind="stable").reset_index(
+        drop=True
+    )
 
 
 def rejected_reasons(rejected: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -98,16 +109,21 @@ def rejected_reasons(rejected: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     for name, frame in rejected.items():
         if frame.empty or "reason" not in frame:
             continue
-        grouped = frame.groupby("reason", sort=False).agg(rows=("reason", "size"), example_row=("row", "min")).reset_index()
+        grouped = (
+            frame.groupby("reason", sort=False).agg(rows=("reason", "size"), example_row=("row", "min")).reset_index()
+        )
         grouped.insert(0, "table", name)
         parts.append(grouped)
     if not parts:
         return pd.DataFrame(columns=["table", "reason", "rows", "example_row"])
-    return pd.concat(parts, ignore_index=True).sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
+    return (
+        pd.concat(parts, ignore_index=True).sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
+    )
 
 
-def latency_by_group(latencies: pd.DataFrame, group: str, threshold_hours: float = 48.0,
-                     value: str = "latency_hours") -> pd.DataFrame:
+def latency_by_group(
+    latencies: pd.DataFrame, group: str, threshold_hours: float = 48.0, value: str = "latency_hours"
+) -> pd.DataFrame:
     """Reply latency per group (e.g. region): median, p90 and the share of replies slower than the threshold.
 
     Unanswered e-mails (NaN latency) are counted apart: they are not fast replies.
@@ -117,18 +133,24 @@ def latency_by_group(latencies: pd.DataFrame, group: str, threshold_hours: float
         ``over_threshold_share`` (of answered) and ``unanswered_share``.
     """
     g = latencies.groupby(group, observed=True, dropna=False)[value]
-    out = pd.DataFrame({
-        "inbound": g.size(),
-        "answered": g.count(),
-        "median_hours": g.median(),
-        "p90_hours": g.quantile(0.9),
-        "over_threshold_share": g.apply(lambda s: (s.dropna() > threshold_hours).mean() if s.notna().any() else np.nan),
-    })
+    out = pd.DataFrame(
+        {
+            "inbound": g.size(),
+            "answered": g.count(),
+            "median_hours": g.median(),
+            "p90_hours": g.quantile(0.9),
+            "over_threshold_share": g.apply(
+                lambda s: (s.dropna() > threshold_hours).mean() if s.notna().any() else np.nan
+            ),
+        }
+    )
     out["unanswered_share"] = 1 - out["answered"] / out["inbound"]
     return out
 
 
-def reply_latencies(emails: pd.DataFrame, accounts: pd.DataFrame, business_hours: tuple[int, int] = (9, 18)) -> pd.DataFrame:
+def reply_latencies(
+    emails: pd.DataFrame, accounts: pd.DataFrame, business_hours: tuple[int, int] = (9, 18)
+) -> pd.DataFrame:
     """Every inbound e-mail with its reply latency, by the very SQL the reply-latency features use.
 
     Reusing ``features.responsiveness.inbound_replies_sql`` keeps the notebook's distributions and
@@ -142,15 +164,21 @@ def reply_latencies(emails: pd.DataFrame, accounts: pd.DataFrame, business_hours
     from features.duck import connect, query
     from features.responsiveness import account_time_zones, inbound_replies_sql
 
-    con = connect({"emails": emails[["account_id", "thread_id", "sent_at", "direction"]],
-                   "account_tz": account_time_zones(accounts)})
+    con = connect(
+        {
+            "emails": emails[["account_id", "thread_id", "sent_at", "direction"]],
+            "account_tz": account_time_zones(accounts),
+        }
+    )
     try:
         replies = query(con, inbound_replies_sql(*business_hours))
     finally:
         con.close()
     replies["account_id"] = replies["account_id"].astype("string")
     attributes = [c for c in ("region", "segment") if c in accounts]
-    return replies.merge(accounts[["account_id", *attributes]].drop_duplicates("account_id"), on="account_id", how="left")
+    return replies.merge(
+        accounts[["account_id", *attributes]].drop_duplicates("account_id"), on="account_id", how="left"
+    )
 
 
 def ecdf(values: pd.Series) -> pd.DataFrame:
@@ -175,13 +203,21 @@ def gaps_between(events: pd.DataFrame, time_column: str, key: str = "account_id"
 def active_contracts(contracts: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """The contract covering ``as_of`` per account (latest start), ignoring contracts cancelled before it."""
     day = pd.Timestamp(as_of)
-    end = contracts["end_date"].where(contracts["cancel_date"].isna() | (contracts["cancel_date"] > contracts["end_date"]),
-                                      contracts["cancel_date"]) if "cancel_date" in contracts else contracts["end_date"]
+    end = (
+        contracts["end_date"].where(
+            contracts["cancel_date"].isna() | (contracts["cancel_date"] > contracts["end_date"]),
+            contracts["cancel_date"],
+        )
+        if "cancel_date" in contracts
+        else contracts["end_date"]
+    )
     live = contracts[(contracts["start_date"] <= day) & (end >= day)]
     return live.sort_values(["account_id", "start_date"], kind="stable").drop_duplicates("account_id", keep="last")
 
 
-def adoption_vs_seats(usage: pd.DataFrame, contracts: pd.DataFrame, as_of: pd.Timestamp, days: int = 30) -> pd.DataFrame:
+def adoption_vs_seats(
+    usage: pd.DataFrame, contracts: pd.DataFrame, as_of: pd.Timestamp, days: int = 30
+) -> pd.DataFrame:
     """Active users in the last ``days`` against contracted seats, for the accounts under contract at ``as_of``.
 
     Returns:
@@ -192,7 +228,9 @@ def adoption_vs_seats(usage: pd.DataFrame, contracts: pd.DataFrame, as_of: pd.Ti
     current = active_contracts(contracts, day).set_index("account_id")
     when = _naive(usage["event_at"])
     recent = usage[(when >= day - pd.Timedelta(days=days)) & (when < day)]
-    per_account = recent.groupby("account_id").agg(active_users=("user_id", "nunique"), features_used=("feature", "nunique"))
+    per_account = recent.groupby("account_id").agg(
+        active_users=("user_id", "nunique"), features_used=("feature", "nunique")
+    )
     out = current[["seats", "arr"]].join(per_account, how="left")
     out[["active_users", "features_used"]] = out[["active_users", "features_used"]].fillna(0)
     seats = pd.to_numeric(out["seats"], errors="coerce").astype(float)
@@ -218,8 +256,9 @@ def contract_spells(contracts: pd.DataFrame, grace_days: int) -> pd.DataFrame:
     return spells.sort_values(["account_id", "spell"], kind="stable").reset_index(drop=True)
 
 
-def account_lifetimes(spells: pd.DataFrame, last_date: pd.Timestamp, grace_days: int,
-                      observed_from: pd.Timestamp | None = None) -> pd.DataFrame:
+def account_lifetimes(
+    spells: pd.DataFrame, last_date: pd.Timestamp, grace_days: int, observed_from: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """First customer spell per account, as survival data: how long until churn, or until we stopped watching.
 
     An export usually holds only the accounts still customers when its history starts
@@ -242,14 +281,20 @@ def account_lifetimes(spells: pd.DataFrame, last_date: pd.Timestamp, grace_days:
     start, end = pd.to_datetime(first["spell_start"]), pd.to_datetime(first["spell_end"])
     churned = (end + pd.Timedelta(days=grace_days)) <= last
     stop = end.where(churned, last)
-    return pd.DataFrame({
-        "signup": start.to_numpy(),
-        "end": end.to_numpy(),
-        "churned": churned.to_numpy(),
-        "duration_days": ((stop - start).dt.days).to_numpy(dtype=float),
-        "entry_days": ((pd.Timestamp(observed_from) - start).dt.days.clip(lower=0).to_numpy(dtype=float)
-                       if observed_from is not None else np.zeros(len(first))),
-    }, index=pd.Index(first["account_id"].to_numpy(), name="account_id"))
+    return pd.DataFrame(
+        {
+            "signup": start.to_numpy(),
+            "end": end.to_numpy(),
+            "churned": churned.to_numpy(),
+            "duration_days": ((stop - start).dt.days).to_numpy(dtype=float),
+            "entry_days": (
+                (pd.Timestamp(observed_from) - start).dt.days.clip(lower=0).to_numpy(dtype=float)
+                if observed_from is not None
+                else np.zeros(len(first))
+            ),
+        },
+        index=pd.Index(first["account_id"].to_numpy(), name="account_id"),
+    )
 
 
 def kaplan_meier(duration: pd.Series, event: pd.Series, entry: pd.Series | None = None) -> pd.DataFrame:
@@ -271,12 +316,14 @@ def kaplan_meier(duration: pd.Series, event: pd.Series, entry: pd.Series | None 
     at_risk = np.array([((s < t) & (d >= t)).sum() for t in times], dtype=float)
     churned = np.array([((d == t) & e).sum() for t in times], dtype=float)
     retention = np.cumprod(1 - churned / np.where(at_risk > 0, at_risk, np.nan))
-    return pd.DataFrame({
-        "days": np.r_[0.0, times],
-        "at_risk": np.r_[float(len(d)), at_risk],
-        "churned": np.r_[0.0, churned],
-        "retention": np.r_[1.0, retention],
-    })
+    return pd.DataFrame(
+        {
+            "days": np.r_[0.0, times],
+            "at_risk": np.r_[float(len(d)), at_risk],
+            "churned": np.r_[0.0, churned],
+            "retention": np.r_[1.0, retention],
+        }
+    )
 
 
 def retention_by_cohort(lifetimes: pd.DataFrame, freq: str = "Y", min_accounts: int = 20) -> pd.DataFrame:
@@ -295,12 +342,16 @@ def retention_by_cohort(lifetimes: pd.DataFrame, freq: str = "Y", min_accounts: 
         curve.insert(0, "accounts", len(part))
         curve.insert(0, "cohort", name)
         parts.append(curve)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["cohort", "accounts", "days", "at_risk", "churned", "retention"])
+    return (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["cohort", "accounts", "days", "at_risk", "churned", "retention"])
+    )
 
 
-def churn_rate_by_band(frame: pd.DataFrame, column: str, edges: Sequence[float], labels: Sequence[str] | None = None,
-                       label: str = "label") -> pd.DataFrame:
+def churn_rate_by_band(
+    frame: pd.DataFrame, column: str, edges: Sequence[float], labels: Sequence[str] | None = None, label: str = "label"
+) -> pd.DataFrame:
     """Observed churn rate (labelled snapshots only) per band of a feature, e.g. tenure in years.
 
     Returns:
@@ -314,6 +365,7 @@ def churn_rate_by_band(frame: pd.DataFrame, column: str, edges: Sequence[float],
 
 
 # ---------------------------------------------------------------- the model (02)
+
 
 def with_probability(predictions: pd.DataFrame, probability: np.ndarray, name: str = "p_model") -> pd.DataFrame:
     """A copy of the test predictions with ``name`` replaced: compare the model loaded, not the one on disk."""
@@ -351,13 +403,23 @@ def waterfall_explanation(contrib: pd.DataFrame, base_value: float, X: pd.DataFr
     import shap
 
     data = numeric_matrix(X.loc[[row]]).iloc[0].to_numpy(dtype=float)
-    return shap.Explanation(values=contrib.loc[row].to_numpy(dtype=float), base_values=float(base_value), data=data,
-                            feature_names=list(X.columns))
+    return shap.Explanation(
+        values=contrib.loc[row].to_numpy(dtype=float),
+        base_values=float(base_value),
+        data=data,
+        feature_names=list(X.columns),
+    )
 
 
 def numeric_matrix(X: pd.DataFrame) -> pd.DataFrame:
     """The model matrix as floats (categories as their codes), as SHAP's plots need it."""
-    return X.apply(lambda c: c.cat.codes.astype(float).where(c.notna()) if c.dtype.name == "category" else pd.to_numeric(c, errors="coerce").astype(float))
+    return X.apply(
+        lambda c: (
+            c.cat.codes.astype(float).where(c.notna())
+            if c.dtype.name == "category"
+            else pd.to_numeric(c, errors="coerce").astype(float)
+        )
+    )
 
 
 def mean_abs_contribution(contrib: pd.DataFrame) -> pd.Series:
@@ -376,7 +438,9 @@ def dependence_curve(values: pd.Series, contrib: pd.Series, bins: int = 20) -> p
         return pd.DataFrame(columns=["value", "contribution", "rows"])
     q = pd.qcut(frame["value"], q=bins, duplicates="drop")
     g = frame.groupby(q, observed=True)
-    return pd.DataFrame({"value": g["value"].median(), "contribution": g["contribution"].median(), "rows": g.size()}).reset_index(drop=True)
+    return pd.DataFrame(
+        {"value": g["value"].median(), "contribution": g["contribution"].median(), "rows": g.size()}
+    ).reset_index(drop=True)
 
 
 def step_at(values: pd.Series, contrib: pd.Series, threshold: float, width: float) -> dict[str, float]:
@@ -397,6 +461,7 @@ def step_at(values: pd.Series, contrib: pd.Series, threshold: float, width: floa
 
 # ---------------------------------------------------------------- the weekly list (03)
 
+
 def arr_at_risk_by(at_risk: pd.DataFrame, by: str, watch: Iterable[str] = WATCH_TIERS) -> pd.DataFrame:
     """ARR and expected ARR at risk per owner / segment / region / tier, largest exposure first.
 
@@ -407,27 +472,31 @@ def arr_at_risk_by(at_risk: pd.DataFrame, by: str, watch: Iterable[str] = WATCH_
     frame = at_risk.assign(_watch=at_risk["risk_tier"].isin(list(watch)))
     frame = frame.assign(_watch_arr=frame["arr"].where(frame["_watch"], 0.0))
     g = frame.groupby(by, dropna=False, observed=True)
-    out = pd.DataFrame({
-        "accounts": g.size(),
-        "arr": g["arr"].sum(),
-        "expected_arr_at_risk": g["expected_arr_at_risk"].sum(),
-        "watch_accounts": g["_watch"].sum(),
-        "watch_arr": g["_watch_arr"].sum(),
-        "mean_probability": g["churn_probability"].mean(),
-    })
+    out = pd.DataFrame(
+        {
+            "accounts": g.size(),
+            "arr": g["arr"].sum(),
+            "expected_arr_at_risk": g["expected_arr_at_risk"].sum(),
+            "watch_accounts": g["_watch"].sum(),
+            "watch_arr": g["_watch_arr"].sum(),
+            "mean_probability": g["churn_probability"].mean(),
+        }
+    )
     return out.sort_values("expected_arr_at_risk", ascending=False, kind="stable")
 
 
 def headline(at_risk: pd.DataFrame, watch: Iterable[str] = WATCH_TIERS) -> pd.Series:
     """The week in five numbers: accounts scored, on the watch list, ARR, ARR on the watch list, expected ARR at risk."""
     on_list = at_risk["risk_tier"].isin(list(watch))
-    return pd.Series({
-        "accounts_scored": len(at_risk),
-        "watch_accounts": int(on_list.sum()),
-        "arr": float(at_risk["arr"].sum()),
-        "watch_arr": float(at_risk.loc[on_list, "arr"].sum()),
-        "expected_arr_at_risk": float(at_risk["expected_arr_at_risk"].sum()),
-    })
+    return pd.Series(
+        {
+            "accounts_scored": len(at_risk),
+            "watch_accounts": int(on_list.sum()),
+            "arr": float(at_risk["arr"].sum()),
+            "watch_arr": float(at_risk.loc[on_list, "arr"].sum()),
+            "expected_arr_at_risk": float(at_risk["expected_arr_at_risk"].sum()),
+        }
+    )
 
 
 def reason_signals(at_risk: pd.DataFrame, playbook: Mapping[str, str]) -> pd.DataFrame:
@@ -443,12 +512,18 @@ def reason_signals(at_risk: pd.DataFrame, playbook: Mapping[str, str]) -> pd.Dat
     out = pd.DataFrame(index=at_risk.index)
     for r in REASON_SLOTS:
         plays = at_risk.get(f"play_{r}", pd.Series(pd.NA, index=at_risk.index))
-        out[f"signal_{r}"] = plays.map(lambda p: signal_of.get(" ".join(str(p).split())) if pd.notna(p) else pd.NA).astype("string")
+        out[f"signal_{r}"] = plays.map(
+            lambda p: signal_of.get(" ".join(str(p).split())) if pd.notna(p) else pd.NA
+        ).astype("string")
     return out
 
 
-def reason_counts(at_risk: pd.DataFrame, playbook: Mapping[str, str], signal_labels: Mapping[str, str] | None = None,
-                  watch: Iterable[str] | None = WATCH_TIERS) -> pd.DataFrame:
+def reason_counts(
+    at_risk: pd.DataFrame,
+    playbook: Mapping[str, str],
+    signal_labels: Mapping[str, str] | None = None,
+    watch: Iterable[str] | None = WATCH_TIERS,
+) -> pd.DataFrame:
     """How often each signal is among an account's top reasons, and the expected ARR at risk behind it.
 
     Returns:
@@ -466,7 +541,9 @@ def reason_counts(at_risk: pd.DataFrame, playbook: Mapping[str, str], signal_lab
     out["label"] = [(signal_labels or {}).get(n, n) for n in names]
     out["first_reason"] = [int((first == n).sum()) for n in names]
     out["any_reason"] = [int(sum(n in s for s in per_account_any)) for n in names]
-    out["expected_arr_at_risk"] = [float(frame.loc[(first == n).fillna(False).to_numpy(), "expected_arr_at_risk"].sum()) for n in names]
+    out["expected_arr_at_risk"] = [
+        float(frame.loc[(first == n).fillna(False).to_numpy(), "expected_arr_at_risk"].sum()) for n in names
+    ]
     out["play"] = [playbook.get(n, "") for n in names]
     return out.sort_values(["first_reason", "any_reason"], ascending=False, kind="stable")
 
@@ -477,8 +554,23 @@ def watch_list(at_risk: pd.DataFrame, watch: Iterable[str] = WATCH_TIERS) -> pd.
 
 
 COMPARE_COLUMNS = [
-    "account_id", "account_name", "owner", "segment", "region", "status", "tier_before", "tier_now",
-    "p_before", "p_now", "p_change", "rank_before", "rank_now", "arr", "expected_arr_at_risk", "reason_1", "what_changed",
+    "account_id",
+    "account_name",
+    "owner",
+    "segment",
+    "region",
+    "status",
+    "tier_before",
+    "tier_now",
+    "p_before",
+    "p_now",
+    "p_change",
+    "rank_before",
+    "rank_now",
+    "arr",
+    "expected_arr_at_risk",
+    "reason_1",
+    "what_changed",
 ]
 
 
@@ -493,13 +585,34 @@ def compare_weeks(before: pd.DataFrame, now: pd.DataFrame, watch: Iterable[str] 
         (NaN when an account is missing from one week).
     """
     watch = list(watch)
-    keep = ["account_id", "account_name", "owner", "segment", "region", "risk_tier", "churn_probability", "rank", "arr",
-            "expected_arr_at_risk", "reason_1", "what_changed"]
+    keep = [
+        "account_id",
+        "account_name",
+        "owner",
+        "segment",
+        "region",
+        "risk_tier",
+        "churn_probability",
+        "rank",
+        "arr",
+        "expected_arr_at_risk",
+        "reason_1",
+        "what_changed",
+    ]
     b = before[[c for c in keep if c in before]].set_index("account_id")
     n = now[[c for c in keep if c in now]].set_index("account_id")
     ids = n.index.union(b.index)
     out = pd.DataFrame(index=pd.Index(ids, name="account_id"))
-    for column in ("account_name", "owner", "segment", "region", "arr", "expected_arr_at_risk", "reason_1", "what_changed"):
+    for column in (
+        "account_name",
+        "owner",
+        "segment",
+        "region",
+        "arr",
+        "expected_arr_at_risk",
+        "reason_1",
+        "what_changed",
+    ):
         latest = _column(n, column, ids)  # this week's value, else last week's (accounts that left)
         out[column] = latest.where(latest.notna(), _column(b, column, ids))
     out["tier_before"] = b["risk_tier"].reindex(ids)
@@ -511,7 +624,11 @@ def compare_weeks(before: pd.DataFrame, now: pd.DataFrame, watch: Iterable[str] 
     out["rank_now"] = n["rank"].reindex(ids).astype("Int64")
     was, is_ = out["tier_before"].isin(watch), out["tier_now"].isin(watch)
     out["status"] = np.select([is_ & ~was, was & ~is_, was & is_], ["new", "exit", "stays"], default="off")
-    return out.reset_index()[COMPARE_COLUMNS].sort_values(["status", "p_now"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    return (
+        out.reset_index()[COMPARE_COLUMNS]
+        .sort_values(["status", "p_now"], ascending=[True, False], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def _column(frame: pd.DataFrame, column: str, ids: pd.Index) -> pd.Series:
@@ -525,7 +642,9 @@ def new_entries(comparison: pd.DataFrame) -> pd.DataFrame:
 
 def exits(comparison: pd.DataFrame) -> pd.DataFrame:
     """Accounts that left the watch list (risk went down, or no longer active), largest drop first."""
-    return comparison[comparison["status"] == "exit"].sort_values("p_change", ascending=True, na_position="first", kind="stable")
+    return comparison[comparison["status"] == "exit"].sort_values(
+        "p_change", ascending=True, na_position="first", kind="stable"
+    )
 
 
 def biggest_moves(comparison: pd.DataFrame, top: int = 10) -> pd.DataFrame:

@@ -21,7 +21,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 def logistic_baseline(numeric: list[str], categorical: list[str], seed: int = 0) -> Pipeline:
     """Median imputation with missing-indicators, scaling, one-hot, L2 logistic regression."""
-    numeric_steps = make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler())
+    numeric_steps = make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()
+    )
     categorical_steps = make_pipeline(
         SimpleImputer(strategy="constant", fill_value="missing", keep_empty_features=True),
         OneHotEncoder(handle_unknown="ignore"),

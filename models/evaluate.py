@@ -48,7 +48,9 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, arr: np.ndarray | None 
     if arr is not None:
         churned_arr = np.where(y == 1, np.nan_to_num(np.asarray(arr, dtype=float)), 0.0)
         top = top_share_mask(p, 0.1)
-        out["churned_arr_captured_top10"] = float(churned_arr[top].sum() / churned_arr.sum()) if churned_arr.sum() > 0 else float("nan")
+        out["churned_arr_captured_top10"] = (
+            float(churned_arr[top].sum() / churned_arr.sum()) if churned_arr.sum() > 0 else float("nan")
+        )
     return out
 
 

@@ -39,17 +39,21 @@ def shap_contributions(model: ChurnModel, frame: pd.DataFrame) -> Contributions:
 def explanations_long(keys: pd.DataFrame, X: pd.DataFrame, contrib: Contributions) -> pd.DataFrame:
     """One row per (account, feature): value, its text, contribution in log-odds, base value."""
     n, k = contrib.values.shape
-    numeric_values = X.apply(lambda c: pd.to_numeric(c, errors="coerce") if c.dtype.name != "category" else pd.Series(np.nan, index=c.index))
+    numeric_values = X.apply(
+        lambda c: pd.to_numeric(c, errors="coerce") if c.dtype.name != "category" else pd.Series(np.nan, index=c.index)
+    )
     text_values = X.astype("string").fillna("")
-    return pd.DataFrame({
-        "account_id": np.repeat(keys["account_id"].to_numpy(), k),
-        "snapshot_date": np.repeat(keys["snapshot_date"].to_numpy(), k),
-        "feature": np.tile(np.asarray(contrib.values.columns, dtype=object), n),
-        "value": numeric_values.to_numpy(dtype="float64").ravel(),
-        "value_text": text_values.to_numpy(dtype=object).ravel(),
-        "contribution": contrib.values.to_numpy().ravel(),
-        "base_value": contrib.base_value,
-    })
+    return pd.DataFrame(
+        {
+            "account_id": np.repeat(keys["account_id"].to_numpy(), k),
+            "snapshot_date": np.repeat(keys["snapshot_date"].to_numpy(), k),
+            "feature": np.tile(np.asarray(contrib.values.columns, dtype=object), n),
+            "value": numeric_values.to_numpy(dtype="float64").ravel(),
+            "value_text": text_values.to_numpy(dtype=object).ravel(),
+            "contribution": contrib.values.to_numpy().ravel(),
+            "base_value": contrib.base_value,
+        }
+    )
 
 
 def signal_contributions(contrib: Contributions, specs: dict[str, FeatureSpec]) -> pd.DataFrame:
@@ -115,7 +119,9 @@ def top_reasons(
     """
     names = contrib.values.columns
     risky = contrib.values.where(risky_side(X[names], specs, references).to_numpy(), 0.0)
-    by_signal = signal_contributions(Contributions(risky, contrib.base_value), specs).drop(columns=list(NOT_A_REASON), errors="ignore")
+    by_signal = signal_contributions(Contributions(risky, contrib.base_value), specs).drop(
+        columns=list(NOT_A_REASON), errors="ignore"
+    )
     signal_of = pd.Series({f: specs[f].signal for f in names})
     values = risky.to_numpy()
     col_index = {f: i for i, f in enumerate(names)}

@@ -62,7 +62,9 @@ def split_out_of_time(frame: pd.DataFrame, windows: Windows) -> dict[str, pd.Dat
 def _require_both_classes(part: pd.DataFrame, name: str) -> None:
     """AUC, early stopping and calibration are undefined on one class: say so plainly."""
     if part.empty:
-        raise InputError(f"features.parquet: the {name} window has no labelled snapshots; adjust params.yaml train: dates")
+        raise InputError(
+            f"features.parquet: the {name} window has no labelled snapshots; adjust params.yaml train: dates"
+        )
     counts = part[LABEL].astype(int).value_counts()
     if counts.get(1, 0) == 0 or counts.get(0, 0) == 0:
         kind = "churned" if counts.get(1, 0) == 0 else "retained"
@@ -221,7 +223,9 @@ class ChurnModel:
         folder = Path(folder)
         model_file = folder / MODEL_FILE
         if not model_file.exists():
-            raise InputError(f"{folder}: no {MODEL_FILE} here; run `dvc repro train` or pass --model models:/churn-lgbm@champion")
+            raise InputError(
+                f"{folder}: no {MODEL_FILE} here; run `dvc repro train` or pass --model models:/churn-lgbm@champion"
+            )
         booster = lgb.Booster(model_file=str(model_file))
         calibrator = Calibrator.from_json((folder / CALIBRATOR_FILE).read_text())
         doc = json.loads((folder / FEATURES_FILE).read_text())

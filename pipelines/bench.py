@@ -38,8 +38,13 @@ LARGE_SIZE = 100_000
 STAGES = ("demo_data", "ingest", "features", "train", "evaluate", "score")
 COMMANDS = {"demo_data": "demo-data"}
 FLOOR_COLUMNS = {
-    "accounts": "created_date", "contracts": "start_date", "emails": "sent_at", "meetings": "start_at",
-    "tickets": "created_at", "usage_events": "event_at", "surveys": "sent_at",
+    "accounts": "created_date",
+    "contracts": "start_date",
+    "emails": "sent_at",
+    "meetings": "start_at",
+    "tickets": "created_at",
+    "usage_events": "event_at",
+    "surveys": "sent_at",
 }
 
 
@@ -58,6 +63,7 @@ class StageRun:
 
 # ---------------------------------------------------------------- scratch set-up
 
+
 def scratch_params(root: Path, accounts: int, base: Path = Path(PARAMS_FILE)) -> Path:
     """A params file equal to the project's, with every path inside ``root`` and ``accounts`` accounts.
 
@@ -67,10 +73,14 @@ def scratch_params(root: Path, accounts: int, base: Path = Path(PARAMS_FILE)) ->
     params = yaml.safe_load(base.read_text())
     playbook = Path(params["paths"]["playbook"]).resolve()
     params["paths"] = {
-        "demo_export": str(root / "raw"), "ground_truth": str(root / "truth"),
-        "interim": str(root / "interim"), "processed": str(root / "processed"),
-        "models": str(root / "models"), "reports": str(root / "reports"),
-        "mlflow_db": str(root / "mlflow.db"), "playbook": str(playbook),
+        "demo_export": str(root / "raw"),
+        "ground_truth": str(root / "truth"),
+        "interim": str(root / "interim"),
+        "processed": str(root / "processed"),
+        "models": str(root / "models"),
+        "reports": str(root / "reports"),
+        "mlflow_db": str(root / "mlflow.db"),
+        "playbook": str(playbook),
     }
     params["data"]["export_dir"] = str(root / "raw")
     params["data"]["preset"] = "canonical"
@@ -87,6 +97,7 @@ def churn_command() -> list[str]:
 
 
 # ---------------------------------------------------------------- measuring one subprocess
+
 
 def run_measured(cmd: list[str], env: dict, log_path: Path) -> tuple[float, float]:
     """Run ``cmd``; return (wall seconds, peak RSS in MiB), raising on failure.
@@ -137,7 +148,7 @@ class _TreeRss(threading.Thread):
                     total += proc.memory_info().rss
                 except psutil.Error:
                     pass
-            self.peak_mib = max(self.peak_mib, total / 2 ** 20)
+            self.peak_mib = max(self.peak_mib, total / 2**20)
             self._stop_event.wait(self.every)
 
     def stop(self) -> None:
@@ -146,6 +157,7 @@ class _TreeRss(threading.Thread):
 
 
 # ---------------------------------------------------------------- rows in and out, from the outputs
+
 
 def parquet_rows(path: Path) -> int:
     """Rows of a Parquet file from its footer (no data read)."""
@@ -172,7 +184,9 @@ def stage_rows(stage: str, root: Path) -> tuple[int | None, int | None]:
     if stage == "features":
         return folder_rows(root / "interim"), parquet_rows(root / "processed" / "features.parquet")
     if stage == "train":
-        return parquet_rows(root / "processed" / "features.parquet"), parquet_rows(root / "models" / "test_predictions.parquet")
+        return parquet_rows(root / "processed" / "features.parquet"), parquet_rows(
+            root / "models" / "test_predictions.parquet"
+        )
     if stage == "evaluate":
         return parquet_rows(root / "models" / "test_predictions.parquet"), None
     if stage == "score":
@@ -201,10 +215,14 @@ def log_notes(stage: str, log_text: str) -> dict:
 
 # ---------------------------------------------------------------- the floor
 
+
 def floor_sql(interim: Path) -> str:
     """One pass over every canonical table: rows per (account, day), summed over tables."""
-    parts = [f"SELECT account_id, CAST({column} AS DATE) AS day FROM read_parquet('{interim / table}.parquet')"
-             for table, column in FLOOR_COLUMNS.items() if (interim / f"{table}.parquet").exists()]
+    parts = [
+        f"SELECT account_id, CAST({column} AS DATE) AS day FROM read_parquet('{interim / table}.parquet')"
+        for table, column in FLOOR_COLUMNS.items()
+        if (interim / f"{table}.parquet").exists()
+    ]
     union = "\n        UNION ALL ".join(parts)
     return f"SELECT account_id, day, count(*) AS n FROM ({union}) GROUP BY account_id, day"
 
@@ -223,6 +241,7 @@ def time_floor(interim: Path) -> dict:
 
 # ---------------------------------------------------------------- one size
 
+
 def bench_size(accounts: int, root: Path, engine: str = "duckdb", stages: tuple[str, ...] = STAGES) -> dict:
     """Run ``stages`` (default: every stage) for ``accounts`` accounts in ``root``; return that size's report."""
     params = scratch_params(root, accounts)
@@ -237,11 +256,23 @@ def bench_size(accounts: int, root: Path, engine: str = "duckdb", stages: tuple[
         run = StageRun(stage, round(seconds, 2), round(rss, 1), notes=log_notes(stage, log_path.read_text()))
         runs.append(run)
         _fill_rows(runs, root)
-        LOG.info("bench %s accounts: %-9s %7.1f s  peak %7.0f MiB  rows in %s  rows out %s", f"{accounts:,}", stage,
-                 run.seconds, run.peak_rss_mb, _fmt(run.rows_in), _fmt(run.rows_out))
+        LOG.info(
+            "bench %s accounts: %-9s %7.1f s  peak %7.0f MiB  rows in %s  rows out %s",
+            f"{accounts:,}",
+            stage,
+            run.seconds,
+            run.peak_rss_mb,
+            _fmt(run.rows_in),
+            _fmt(run.rows_out),
+        )
     floor = time_floor(root / "interim")
-    LOG.info("bench %s accounts: floor     %7.1f s  (%s rows -> %s account-days)", f"{accounts:,}", floor["seconds"],
-             _fmt(floor["rows_in"]), _fmt(floor["rows_out"]))
+    LOG.info(
+        "bench %s accounts: floor     %7.1f s  (%s rows -> %s account-days)",
+        f"{accounts:,}",
+        floor["seconds"],
+        _fmt(floor["rows_in"]),
+        _fmt(floor["rows_out"]),
+    )
     features = next((r for r in runs if r.stage == "features"), None)
     return {
         "accounts": accounts,
@@ -269,37 +300,59 @@ def _fmt(n: int | None) -> str:
 
 # ---------------------------------------------------------------- report
 
+
 def machine() -> dict:
     """What the figures were measured on."""
     mem_gib = None
     try:
-        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
-        mem_gib = round(mem_kb / 1024 ** 2, 1)
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+        mem_gib = round(mem_kb / 1024**2, 1)
     except (OSError, StopIteration):
         pass
-    return {"cpus": os.cpu_count(), "memory_gib": mem_gib, "platform": platform.platform(),
-            "python": platform.python_version()}
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def format_table(report: dict) -> str:
     """The report as a plain-text table, one line per (size, stage)."""
-    lines = [f"{'accounts':>9} {'stage':<9} {'seconds':>8} {'peak MiB':>9} {'rows in':>12} {'rows out':>12} {'rows/s':>10}"]
+    lines = [
+        f"{'accounts':>9} {'stage':<9} {'seconds':>8} {'peak MiB':>9} {'rows in':>12} {'rows out':>12} {'rows/s':>10}"
+    ]
     for size in report["sizes"]:
         for s in size["stages"]:
-            lines.append(f"{size['accounts']:>9,} {s['stage']:<9} {s['seconds']:>8.1f} {s['peak_rss_mb']:>9.0f} "
-                         f"{_fmt(s['rows_in']):>12} {_fmt(s['rows_out']):>12} {_fmt(s['rows_per_s']):>10}")
+            lines.append(
+                f"{size['accounts']:>9,} {s['stage']:<9} {s['seconds']:>8.1f} {s['peak_rss_mb']:>9.0f} "
+                f"{_fmt(s['rows_in']):>12} {_fmt(s['rows_out']):>12} {_fmt(s['rows_per_s']):>10}"
+            )
         floor = size["floor"]
-        lines.append(f"{size['accounts']:>9,} {'floor':<9} {floor['seconds']:>8.1f} {'':>9} {_fmt(floor['rows_in']):>12} "
-                     f"{_fmt(floor['rows_out']):>12}")
-        lines.append(f"{size['accounts']:>9,} {'TOTAL':<9} {size['total_seconds']:>8.1f} {size['peak_rss_mb']:>9.0f}   "
-                     f"features / floor = {size['features_over_floor']}x")
+        lines.append(
+            f"{size['accounts']:>9,} {'floor':<9} {floor['seconds']:>8.1f} {'':>9} {_fmt(floor['rows_in']):>12} "
+            f"{_fmt(floor['rows_out']):>12}"
+        )
+        lines.append(
+            f"{size['accounts']:>9,} {'TOTAL':<9} {size['total_seconds']:>8.1f} {size['peak_rss_mb']:>9.0f}   "
+            f"features / floor = {size['features_over_floor']}x"
+        )
     return "\n".join(lines)
 
 
-def main(sizes: list[int] | None = None, large: bool = False, out: Path | None = None,
-         scratch: Path | None = None, engine: str = "duckdb", keep: bool = False,
-         stages: tuple[str, ...] = STAGES) -> dict:
+def main(
+    sizes: list[int] | None = None,
+    large: bool = False,
+    out: Path | None = None,
+    scratch: Path | None = None,
+    engine: str = "duckdb",
+    keep: bool = False,
+    stages: tuple[str, ...] = STAGES,
+) -> dict:
     """Benchmark every stage at each size; write ``reports/bench.json`` and print the table."""
     sizes = list(sizes or DEFAULT_SIZES)
     if large and LARGE_SIZE not in sizes:

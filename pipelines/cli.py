@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -56,10 +56,12 @@ def _user_errors_as_one_line(func: Callable) -> Callable:
 @app.command("demo-data")
 @_user_errors_as_one_line
 def demo_data(
-    accounts: Annotated[Optional[int], typer.Option(help="Number of accounts (default: params demo.accounts).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (default: params demo.seed).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Export folder (default: params paths.demo_export).")] = None,
-    truth: Annotated[Optional[Path], typer.Option(help="Ground-truth folder (default: params paths.ground_truth).")] = None,
+    accounts: Annotated[int | None, typer.Option(help="Number of accounts (default: params demo.accounts).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: params demo.seed).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Export folder (default: params paths.demo_export).")] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="Ground-truth folder (default: params paths.ground_truth).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="canonical, salesforce or hubspot file shapes.")] = "canonical",
     verbose: Verbose = False,
 ) -> None:
@@ -72,9 +74,9 @@ def demo_data(
 @app.command()
 @_user_errors_as_one_line
 def ingest(
-    export: Annotated[Optional[Path], typer.Option(help="Export folder (default: params data.export_dir).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="canonical, salesforce, hubspot or a mapping YAML.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Canonical tables folder (default: params paths.interim).")] = None,
+    export: Annotated[Path | None, typer.Option(help="Export folder (default: params data.export_dir).")] = None,
+    preset: Annotated[str | None, typer.Option(help="canonical, salesforce, hubspot or a mapping YAML.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Canonical tables folder (default: params paths.interim).")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Validate an export and write canonical, PII-free Parquet tables and reports/ingest.json."""
@@ -86,9 +88,11 @@ def ingest(
 @app.command()
 @_user_errors_as_one_line
 def features(
-    interim: Annotated[Optional[Path], typer.Option(help="Canonical tables folder (default: params paths.interim).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: params paths.processed).")] = None,
-    engine: Annotated[Optional[str], typer.Option(help="duckdb (default) or spark.")] = None,
+    interim: Annotated[
+        Path | None, typer.Option(help="Canonical tables folder (default: params paths.interim).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: params paths.processed).")] = None,
+    engine: Annotated[str | None, typer.Option(help="duckdb (default) or spark.")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Compute point-in-time features and churn labels for every account and weekly snapshot."""
@@ -118,11 +122,15 @@ def evaluate(verbose: Verbose = False) -> None:
 @app.command()
 @_user_errors_as_one_line
 def score(
-    export: Annotated[Optional[Path], typer.Option(help="Export folder to score (default: the pipeline's canonical tables).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Preset of --export (default: params data.preset).")] = None,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: last date in the export).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="data/models folder or models:/churn-lgbm@champion.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="At-risk CSV to write (default: reports/at_risk.csv).")] = None,
+    export: Annotated[
+        Path | None, typer.Option(help="Export folder to score (default: the pipeline's canonical tables).")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="Preset of --export (default: params data.preset).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: last date in the export).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="data/models folder or models:/churn-lgbm@champion.")] = None,
+    out: Annotated[Path | None, typer.Option(help="At-risk CSV to write (default: reports/at_risk.csv).")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Score accounts active at the as-of date: probability, ARR at risk, reasons and plays."""

@@ -17,8 +17,13 @@ from pipelines.simulate import simulate
 FORMATS = ("canonical", "salesforce", "hubspot")
 
 
-def main(accounts: int | None = None, seed: int | None = None, out: Path | None = None,
-         truth: Path | None = None, fmt: str = "canonical") -> None:
+def main(
+    accounts: int | None = None,
+    seed: int | None = None,
+    out: Path | None = None,
+    truth: Path | None = None,
+    fmt: str = "canonical",
+) -> None:
     """Write the demo export to ``out`` (file shape ``fmt``) and the truth to ``truth``."""
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -37,8 +42,14 @@ def main(accounts: int | None = None, seed: int | None = None, out: Path | None 
         else:
             summary = _simulate_as_shape(accounts, seed, start, end, out, truth, fmt)
         info["rows"] = sum(summary["rows"].values())
-    LOG.info("demo_data: %s accounts, seed %s, annual churn %.1f%% -> %s (truth: %s)", f"{accounts:,}", seed,
-             100 * summary["annual_churn_rate"], out, truth)
+    LOG.info(
+        "demo_data: %s accounts, seed %s, annual churn %.1f%% -> %s (truth: %s)",
+        f"{accounts:,}",
+        seed,
+        100 * summary["annual_churn_rate"],
+        out,
+        truth,
+    )
 
 
 def _simulate_as_shape(accounts: int, seed: int, start, end, out: Path, truth: Path, fmt: str) -> dict:

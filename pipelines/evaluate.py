@@ -9,15 +9,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from features.errors import InputError  # noqa: E402
-from models import evaluate  # noqa: E402
-from models.train import ChurnModel  # noqa: E402
-from pipelines.config import settings  # noqa: E402
-from pipelines.io import write_atomic, write_json  # noqa: E402
-from pipelines.train import EVALUATION_FILE, MODEL_NAMES, PREDICTIONS_FILE, RUN_FILE  # noqa: E402
+from features.errors import InputError
+from models import evaluate
+from models.train import ChurnModel
+from pipelines.config import settings
+from pipelines.io import write_atomic, write_json
+from pipelines.train import EVALUATION_FILE, MODEL_NAMES, PREDICTIONS_FILE, RUN_FILE
 
 LOG = logging.getLogger("churn.evaluate")
 
@@ -50,8 +50,20 @@ def draw_figures(curves: dict[str, pd.DataFrame], importance: pd.DataFrame, fold
     specs = {
         "roc": ("fpr", "tpr", "ROC curve (test window)", "False positive rate", "True positive rate"),
         "pr": ("recall", "precision", "Precision-recall (test window)", "Recall", "Precision"),
-        "calibration": ("mean_predicted", "observed_rate", "Reliability (test window)", "Mean predicted probability", "Observed churn rate"),
-        "lift": ("share_of_accounts", "share_of_churners", "Cumulative gains (test window)", "Share of account-snapshots called", "Share of churners found"),
+        "calibration": (
+            "mean_predicted",
+            "observed_rate",
+            "Reliability (test window)",
+            "Mean predicted probability",
+            "Observed churn rate",
+        ),
+        "lift": (
+            "share_of_accounts",
+            "share_of_churners",
+            "Cumulative gains (test window)",
+            "Share of account-snapshots called",
+            "Share of churners found",
+        ),
     }
     paths = []
     for name, (x, y, title, xlabel, ylabel) in specs.items():
@@ -86,7 +98,11 @@ def metrics_document(evaluation: dict, pred: pd.DataFrame) -> dict:
     doc["model_vs"] = {b: {k: round(v, 6) for k, v in d.items()} for b, d in evaluation["improvement"].items()}
     y, p = pred["label"].to_numpy(), pred["p_model"].to_numpy()
     doc["reliability"] = evaluate.reliability_table(y, p).round(6).to_dict(orient="records")
-    context = [c for c in pred.columns if c not in ("account_id", "snapshot_date", "label", "churn_date", "arr") and not c.startswith("p_")]
+    context = [
+        c
+        for c in pred.columns
+        if c not in ("account_id", "snapshot_date", "label", "churn_date", "arr") and not c.startswith("p_")
+    ]
     for group in context:
         doc[f"by_{group}"] = evaluate.metrics_by_group(pred, group).round(6).to_dict(orient="records")
     return doc
@@ -124,5 +140,11 @@ def main() -> None:
     write_json(doc, reports / "metrics.json")
     for name in ("logistic", "health"):
         gain = doc["model_vs"][name]
-        LOG.info("model vs %s: ROC AUC +%.3f, Brier -%.1f%%, lift@10%% +%.2f", name, gain["roc_auc_gain"], gain["brier_reduction_pct"], gain["lift_top10_gain"])
+        LOG.info(
+            "model vs %s: ROC AUC +%.3f, Brier -%.1f%%, lift@10%% +%.2f",
+            name,
+            gain["roc_auc_gain"],
+            gain["brier_reduction_pct"],
+            gain["lift_top10_gain"],
+        )
     log_figures_to_run(model_dir / RUN_FILE, [reports / "metrics.json", *figures])

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from features.build import build_features
 from features.duck import ParquetTable, Table
 from features.engine import ENGINES, stop_spark, use_engine
@@ -71,8 +69,9 @@ def main(interim: Path | None = None, out: Path | None = None, engine: str | Non
         finally:
             stop_spark()
         info["rows"] = rows_in
-    LOG.info("features: %s rows in, %s rows out (%d features)", f"{rows_in:,}", f"{len(frame):,}",
-             len(catalogue["features"]))
+    LOG.info(
+        "features: %s rows in, %s rows out (%d features)", f"{rows_in:,}", f"{len(frame):,}", len(catalogue["features"])
+    )
     catalogue["engine"] = engine
     # the table and its catalogue go together: both are renamed into place only once both are written
     with atomic_paths(out_dir / "features.parquet", out_dir / "feature_catalog.json") as (table_tmp, catalog_tmp):

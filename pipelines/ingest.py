@@ -24,13 +24,27 @@ def main(export: Path | None = None, preset: str | None = None, out: Path | None
     preset = preset or cfg.data.preset
     out = Path(out or cfg.paths.interim)
     with timed("ingest") as info:
-        report = write_outputs(export, preset, out, cfg.paths.ingest_report, cfg.data.chunk_rows, cfg.data.workers,
-                               cfg.data.duckdb_memory_limit)
+        report = write_outputs(
+            export,
+            preset,
+            out,
+            cfg.paths.ingest_report,
+            cfg.data.chunk_rows,
+            cfg.data.workers,
+            cfg.data.duckdb_memory_limit,
+        )
         info["rows"] = sum(r.rows_read for r in report.tables.values())
 
 
-def write_outputs(export: Path, preset: str, out: Path, report_path: Path, chunk_rows: int,
-                  workers: int = 1, memory_limit: str | None = None) -> IngestReport:
+def write_outputs(
+    export: Path,
+    preset: str,
+    out: Path,
+    report_path: Path,
+    chunk_rows: int,
+    workers: int = 1,
+    memory_limit: str | None = None,
+) -> IngestReport:
     """``<out>/<table>.parquet``, ``<out>/rejected/<table>.parquet`` and the JSON report; one log line per table.
 
     ``out`` is replaced whole (staged, then swapped), so a failed or interrupted run never
@@ -40,8 +54,9 @@ def write_outputs(export: Path, preset: str, out: Path, report_path: Path, chunk
     reports: list[IngestReport] = []
 
     def fill(staging: Path) -> None:
-        report = ingest_export_to(export, staging, preset, chunk_rows=chunk_rows, workers=workers,
-                                  memory_limit=memory_limit)
+        report = ingest_export_to(
+            export, staging, preset, chunk_rows=chunk_rows, workers=workers, memory_limit=memory_limit
+        )
         report.to_dict()  # checks the accounting before anything is replaced
         reports.append(report)
 

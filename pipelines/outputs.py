@@ -33,9 +33,19 @@ def project_settings(root: Path | str = ".") -> Settings:
 
 def read_at_risk(path: Path | str) -> pd.DataFrame:
     """An at-risk CSV with its types; the region code ``NA`` (North America) stays a string, not missing."""
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
-                        dtype={"account_id": "string", "account_name": "string", "owner": "string",
-                               "segment": "string", "region": "string", "risk_tier": "string"})
+    frame = pd.read_csv(
+        path,
+        keep_default_na=False,
+        na_values=[""],
+        dtype={
+            "account_id": "string",
+            "account_name": "string",
+            "owner": "string",
+            "segment": "string",
+            "region": "string",
+            "risk_tier": "string",
+        },
+    )
     frame["days_to_renewal"] = frame["days_to_renewal"].astype("Int64")
     return frame
 
@@ -119,8 +129,12 @@ def load_playbook(root: Path | str = ".") -> dict[str, str]:
     return score_stage.load_playbook(project_settings(root).paths.playbook)
 
 
-def score_weeks(root: Path | str = ".", as_of: str | dt.date | None = None, model: str | None = None,
-                out_dir: Path | str | None = None) -> dict:
+def score_weeks(
+    root: Path | str = ".",
+    as_of: str | dt.date | None = None,
+    model: str | None = None,
+    out_dir: Path | str | None = None,
+) -> dict:
     """Score the export at ``as_of`` and a week earlier, as two ``churn score --as-of D --out`` runs would.
 
     The canonical tables are read once and both lists are written as CSVs to ``out_dir`` (a new temporary
@@ -132,7 +146,11 @@ def score_weeks(root: Path | str = ".", as_of: str | dt.date | None = None, mode
     """
     s = project_settings(root)
     tables = score_stage.read_canonical_tables(s.paths.interim)
-    when = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else (as_of or s.score.as_of or score_stage.default_as_of(tables))
+    when = (
+        dt.date.fromisoformat(as_of)
+        if isinstance(as_of, str)
+        else (as_of or s.score.as_of or score_stage.default_as_of(tables))
+    )
     before = when - dt.timedelta(days=7)
     churn_model, version = load_model(root, model)
     folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="churn-weekly-"))
@@ -141,5 +159,11 @@ def score_weeks(root: Path | str = ".", as_of: str | dt.date | None = None, mode
     for label, day in (("before", before), ("now", when)):
         files[label] = folder / f"at_risk_{day.isoformat()}.csv"
         score_stage.build_scores(tables, day, churn_model, version, s)["at_risk"].to_csv(files[label], index=False)
-    return {"now": read_at_risk(files["now"]), "before": read_at_risk(files["before"]), "as_of": when,
-            "before_date": before, "files": files, "model_version": version}
+    return {
+        "now": read_at_risk(files["now"]),
+        "before": read_at_risk(files["before"]),
+        "as_of": when,
+        "before_date": before,
+        "files": files,
+        "model_version": version,
+    }

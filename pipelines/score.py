@@ -17,31 +17,51 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import yaml
 
-from features.catalogue import FeatureSpec, catalogue_from_json  # noqa: E402
-from features.duck import Table, column_max  # noqa: E402
-from features.errors import InputError  # noqa: E402
-from features.schemas import TABLES  # noqa: E402
-from models import explain, plays, tracking  # noqa: E402
-from models.train import ChurnModel  # noqa: E402
-from pipelines.config import Settings, settings  # noqa: E402
-from pipelines.io import write_atomic, write_parquet  # noqa: E402
-from pipelines.logs import timed  # noqa: E402
+from features.catalogue import FeatureSpec, catalogue_from_json
+from features.duck import Table, column_max
+from features.errors import InputError
+from features.schemas import TABLES
+from models import explain, plays, tracking
+from models.train import ChurnModel
+from pipelines.config import Settings, settings
+from pipelines.io import write_atomic, write_parquet
+from pipelines.logs import timed
 
 LOG = logging.getLogger("churn.score")
 CSV_COLUMNS = [
-    "as_of", "rank", "account_id", "account_name", "owner", "segment", "region", "arr", "renewal_date",
-    "days_to_renewal", "churn_probability", "change_7d", "what_changed", "risk_tier", "expected_arr_at_risk",
-    "reason_1", "reason_2", "reason_3", "play_1", "play_2", "play_3", "model_version",
+    "as_of",
+    "rank",
+    "account_id",
+    "account_name",
+    "owner",
+    "segment",
+    "region",
+    "arr",
+    "renewal_date",
+    "days_to_renewal",
+    "churn_probability",
+    "change_7d",
+    "what_changed",
+    "risk_tier",
+    "expected_arr_at_risk",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "play_1",
+    "play_2",
+    "play_3",
+    "model_version",
 ]
 TOP_WATERFALLS = 10
 
 
 # ---------------------------------------------------------------- inputs
+
 
 def read_canonical_tables(folder: Path) -> dict[str, Table]:
     """The canonical tables present in ``folder`` as the features stage reads them (event tables left on disk)."""
@@ -59,7 +79,7 @@ def tables_from_export(export: Path, preset: str) -> dict[str, pd.DataFrame]:
     from pipelines.ingestion import ingest_export
 
     result = ingest_export(Path(export), preset)
-    for name, table in result.report.tables.items():
+    for table in result.report.tables.values():
         LOG.info(table.summary_line())
     return dict(result.tables)
 
@@ -69,9 +89,15 @@ def export_last_date(tables: dict[str, Table]) -> dt.date:
     latest: list[pd.Timestamp] = []
     for name, frame in tables.items():
         for column in TABLES[name].columns:
-            value = column_max(frame, column.name) if column.dtype in ("timestamp", "date") and column.name in frame.columns else None
+            value = (
+                column_max(frame, column.name)
+                if column.dtype in ("timestamp", "date") and column.name in frame.columns
+                else None
+            )
             if pd.notna(value):
-                latest.append(pd.Timestamp(value).tz_localize(None) if getattr(value, "tzinfo", None) else pd.Timestamp(value))
+                latest.append(
+                    pd.Timestamp(value).tz_localize(None) if getattr(value, "tzinfo", None) else pd.Timestamp(value)
+                )
     # Contract end dates lie in the future by design; they are not "data seen so far".
     events = [v for v in latest if v <= pd.Timestamp.now() + pd.Timedelta(days=1)] or latest
     return max(events).date()
@@ -107,13 +133,18 @@ def load_playbook(path: Path) -> dict[str, str]:
 
 # ---------------------------------------------------------------- scoring
 
+
 def check_feature_drift(model: ChurnModel, catalog: dict, frame: pd.DataFrame) -> None:
     """Refuse to score when this export's features are not the ones the model was trained on."""
     produced = {f["name"] for f in catalog["features"]}
     missing = [f for f in model.features if f not in produced]
     if missing:
         dropped = catalog.get("dropped_families", {})
-        hint = f" (families dropped for this export: {', '.join(f'{k}: {v}' for k, v in dropped.items())})" if dropped else ""
+        hint = (
+            f" (families dropped for this export: {', '.join(f'{k}: {v}' for k, v in dropped.items())})"
+            if dropped
+            else ""
+        )
         raise InputError(
             f"feature drift: the model needs {len(missing)} feature(s) this export does not produce, e.g. "
             f"{', '.join(missing[:5])}{hint}; retrain on this export's shape (`dvc repro`) or fix the export"
@@ -156,9 +187,18 @@ def build_scores(tables: dict[str, Table], as_of: dt.date, model: ChurnModel, mo
     with timed("score: probabilities + TreeSHAP", rows_in=len(now)) as t:
         contrib_now = explain.shap_contributions(model, now)
         contrib_prev = explain.shap_contributions(model, prev) if len(prev) else None
-        p_now = pd.Series(model.calibrator.transform(contrib_now.values.sum(axis=1).to_numpy() + contrib_now.base_value), index=now.index)
-        p_prev = (pd.Series(model.calibrator.transform(contrib_prev.values.sum(axis=1).to_numpy() + contrib_prev.base_value), index=prev.index)
-                  if contrib_prev is not None else pd.Series(dtype=float))
+        p_now = pd.Series(
+            model.calibrator.transform(contrib_now.values.sum(axis=1).to_numpy() + contrib_now.base_value),
+            index=now.index,
+        )
+        p_prev = (
+            pd.Series(
+                model.calibrator.transform(contrib_prev.values.sum(axis=1).to_numpy() + contrib_prev.base_value),
+                index=prev.index,
+            )
+            if contrib_prev is not None
+            else pd.Series(dtype=float)
+        )
         t["rows"] = len(now) + len(prev)
 
     X_now = model.matrix(now)
@@ -167,7 +207,9 @@ def build_scores(tables: dict[str, Table], as_of: dt.date, model: ChurnModel, mo
     playbook = load_playbook(s.paths.playbook)
     changed = explain.what_changed(
         explain.signal_contributions(contrib_now, specs),
-        explain.signal_contributions(contrib_prev, specs) if contrib_prev is not None else pd.DataFrame(index=pd.Index([], name="account_id")),
+        explain.signal_contributions(contrib_prev, specs)
+        if contrib_prev is not None
+        else pd.DataFrame(index=pd.Index([], name="account_id")),
     )
 
     accounts = tables["accounts"].drop_duplicates("account_id").set_index("account_id")
@@ -193,14 +235,22 @@ def build_scores(tables: dict[str, Table], as_of: dt.date, model: ChurnModel, mo
         out[f"reason_{r}"] = reasons[f"reason_{r}"] if f"reason_{r}" in reasons else pd.NA
         out[f"play_{r}"] = plays.plays_for(reasons[f"signal_{r}"], playbook) if f"signal_{r}" in reasons else pd.NA
     out["model_version"] = model_version
-    out = out.sort_values(["expected_arr_at_risk", "churn_probability", "account_id"], ascending=[False, False, True], kind="stable")
+    out = out.sort_values(
+        ["expected_arr_at_risk", "churn_probability", "account_id"], ascending=[False, False, True], kind="stable"
+    )
     out["rank"] = np.arange(1, len(out) + 1)
     explanations = explain.explanations_long(now[["account_id", "snapshot_date"]], X_now, contrib_now)
-    return {"at_risk": out[CSV_COLUMNS].reset_index(drop=True), "explanations": explanations,
-            "contrib": contrib_now, "X": X_now, "probability": p_now}
+    return {
+        "at_risk": out[CSV_COLUMNS].reset_index(drop=True),
+        "explanations": explanations,
+        "contrib": contrib_now,
+        "X": X_now,
+        "probability": p_now,
+    }
 
 
 # ---------------------------------------------------------------- pictures
+
 
 def draw_summary(contrib: explain.Contributions, X: pd.DataFrame, path: Path) -> None:
     """SHAP beeswarm of the scored accounts."""
@@ -210,25 +260,35 @@ def draw_summary(contrib: explain.Contributions, X: pd.DataFrame, path: Path) ->
     shap.summary_plot(contrib.values.to_numpy(), numeric, show=False, max_display=15, plot_size=(8, 7))
     fig = plt.gcf()
     fig.suptitle("What drives churn risk this week (SHAP, log-odds)")
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None}))
+    write_atomic(
+        path, lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    )
     plt.close(fig)
 
 
-def draw_waterfall(contrib: explain.Contributions, X: pd.DataFrame, account_id: str, probability: float, path: Path) -> None:
+def draw_waterfall(
+    contrib: explain.Contributions, X: pd.DataFrame, account_id: str, probability: float, path: Path
+) -> None:
     """One account's SHAP waterfall: from the average account to this account's score."""
     import shap
 
     i = X.index.get_loc(account_id)
     values = X.iloc[i]
     data = np.array([v if not isinstance(v, str) else np.nan for v in values.astype(object)], dtype=float)
-    exp = shap.Explanation(values=contrib.values.iloc[i].to_numpy(), base_values=contrib.base_value, data=data,
-                           feature_names=list(X.columns))
+    exp = shap.Explanation(
+        values=contrib.values.iloc[i].to_numpy(),
+        base_values=contrib.base_value,
+        data=data,
+        feature_names=list(X.columns),
+    )
     shap.plots.waterfall(exp, max_display=12, show=False)
     fig = plt.gcf()
     fig.set_size_inches(11, 7)
     fig.suptitle(f"Account {account_id}: churn probability {probability:.0%} (SHAP, log-odds)")
     # "tight" keeps the long feature names and the f(x) label inside the picture
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None}))
+    write_atomic(
+        path, lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    )
     plt.close(fig)
 
 
@@ -238,8 +298,13 @@ def write_figures(result: dict, folder: Path) -> None:
     try:
         draw_summary(result["contrib"], result["X"], staging / "shap_summary.png")
         for account_id in result["at_risk"]["account_id"].head(TOP_WATERFALLS):
-            draw_waterfall(result["contrib"], result["X"], account_id, float(result["probability"][account_id]),
-                           staging / f"waterfall_{account_id}.png")
+            draw_waterfall(
+                result["contrib"],
+                result["X"],
+                account_id,
+                float(result["probability"][account_id]),
+                staging / f"waterfall_{account_id}.png",
+            )
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
     finally:
@@ -247,6 +312,7 @@ def write_figures(result: dict, folder: Path) -> None:
 
 
 # ---------------------------------------------------------------- entry points
+
 
 def _as_date(text: str | dt.date | None) -> dt.date | None:
     if text is None or isinstance(text, dt.date):
@@ -257,8 +323,13 @@ def _as_date(text: str | dt.date | None) -> dt.date | None:
         raise InputError(f"--as-of {text!r}: not a date (use YYYY-MM-DD)") from None
 
 
-def main(export: Path | None = None, preset: str | None = None, as_of: str | None = None,
-         model: str | None = None, out: Path | None = None) -> None:
+def main(
+    export: Path | None = None,
+    preset: str | None = None,
+    as_of: str | None = None,
+    model: str | None = None,
+    out: Path | None = None,
+) -> None:
     s = settings()
     tables = tables_from_export(export, preset or s.data.preset) if export else read_canonical_tables(s.paths.interim)
     when = _as_date(as_of) or s.score.as_of or default_as_of(tables)
@@ -272,8 +343,13 @@ def main(export: Path | None = None, preset: str | None = None, as_of: str | Non
         with timed("score: figures"):
             write_figures(result, s.paths.reports / "figures")
     at_risk = result["at_risk"]
-    LOG.info("%s accounts scored; %s high-risk; expected ARR at risk %s; wrote %s", f"{len(at_risk):,}",
-             int((at_risk["risk_tier"] == "high").sum()), f"{at_risk['expected_arr_at_risk'].sum():,.0f}", csv_path)
+    LOG.info(
+        "%s accounts scored; %s high-risk; expected ARR at risk %s; wrote %s",
+        f"{len(at_risk):,}",
+        int((at_risk["risk_tier"] == "high").sum()),
+        f"{at_risk['expected_arr_at_risk'].sum():,.0f}",
+        csv_path,
+    )
 
 
 def explain_account(account_id: str) -> None:
@@ -289,9 +365,11 @@ def explain_account(account_id: str) -> None:
     row = rows.loc[account_id]
     path = s.paths.reports / "figures" / f"waterfall_{account_id}.png"
     draw_waterfall(result["contrib"], result["X"], account_id, float(result["probability"][account_id]), path)
-    lines = [f"{account_id} — {row['account_name']} (owner {row['owner']}), as of {when}",
-             f"churn probability {row['churn_probability']:.1%} ({row['risk_tier']}), rank {row['rank']}, "
-             f"ARR {row['arr']:,.0f}, expected ARR at risk {row['expected_arr_at_risk']:,.0f}"]
+    lines = [
+        f"{account_id} — {row['account_name']} (owner {row['owner']}), as of {when}",
+        f"churn probability {row['churn_probability']:.1%} ({row['risk_tier']}), rank {row['rank']}, "
+        f"ARR {row['arr']:,.0f}, expected ARR at risk {row['expected_arr_at_risk']:,.0f}",
+    ]
     for r in range(1, 4):
         if pd.notna(row[f"reason_{r}"]):
             lines += [f"  {r}. {row[f'reason_{r}']}", f"     play: {row[f'play_{r}']}"]

@@ -89,23 +89,104 @@ REGIONS = ("NA", "EMEA", "LATAM", "APAC")
 CSM_HUB_TZ = {"NA": "America/New_York", "EMEA": "Europe/Paris", "LATAM": "America/Sao_Paulo", "APAC": "Asia/Singapore"}
 ACCOUNTS_PER_CSM = 60
 
-INDUSTRIES = ("Software", "Financial Services", "Healthcare", "Retail", "Manufacturing", "Logistics",
-              "Media", "Education", "Professional Services", "Energy", "Hospitality", "Real Estate")
-NAME_HEAD = ("Northwind", "Blue Harbor", "Silverline", "Redwood", "Granite", "Brightpath", "Cobalt", "Evergreen",
-             "Summit", "Ironclad", "Lakeside", "Pioneer", "Crescent", "Maple", "Orion", "Atlas", "Beacon",
-             "Keystone", "Horizon", "Sterling", "Falcon", "Juniper", "Meridian", "Aurora", "Cedar", "Harbor",
-             "Nimbus", "Quartz", "Riverside", "Sequoia", "Tidewater", "Vanguard", "Willow", "Zenith", "Alder",
-             "Copperfield", "Driftwood", "Everest", "Foxglove", "Highland")
-NAME_TAIL = ("Logistics", "Analytics", "Health", "Foods", "Capital", "Systems", "Retail", "Energy", "Media",
-             "Labs", "Manufacturing", "Partners", "Software", "Insurance", "Freight", "Studios", "Robotics",
-             "Pharma", "Consulting", "Outfitters", "Networks", "Brands", "Mobility", "Learning")
+INDUSTRIES = (
+    "Software",
+    "Financial Services",
+    "Healthcare",
+    "Retail",
+    "Manufacturing",
+    "Logistics",
+    "Media",
+    "Education",
+    "Professional Services",
+    "Energy",
+    "Hospitality",
+    "Real Estate",
+)
+NAME_HEAD = (
+    "Northwind",
+    "Blue Harbor",
+    "Silverline",
+    "Redwood",
+    "Granite",
+    "Brightpath",
+    "Cobalt",
+    "Evergreen",
+    "Summit",
+    "Ironclad",
+    "Lakeside",
+    "Pioneer",
+    "Crescent",
+    "Maple",
+    "Orion",
+    "Atlas",
+    "Beacon",
+    "Keystone",
+    "Horizon",
+    "Sterling",
+    "Falcon",
+    "Juniper",
+    "Meridian",
+    "Aurora",
+    "Cedar",
+    "Harbor",
+    "Nimbus",
+    "Quartz",
+    "Riverside",
+    "Sequoia",
+    "Tidewater",
+    "Vanguard",
+    "Willow",
+    "Zenith",
+    "Alder",
+    "Copperfield",
+    "Driftwood",
+    "Everest",
+    "Foxglove",
+    "Highland",
+)
+NAME_TAIL = (
+    "Logistics",
+    "Analytics",
+    "Health",
+    "Foods",
+    "Capital",
+    "Systems",
+    "Retail",
+    "Energy",
+    "Media",
+    "Labs",
+    "Manufacturing",
+    "Partners",
+    "Software",
+    "Insurance",
+    "Freight",
+    "Studios",
+    "Robotics",
+    "Pharma",
+    "Consulting",
+    "Outfitters",
+    "Networks",
+    "Brands",
+    "Mobility",
+    "Learning",
+)
 NAME_SUFFIX = ("", "", "", " Inc", " Group", " Ltd", " Co", " GmbH", " SA", " Holdings")
 
 # Product catalogue: (feature, popularity weight, mean events per user-week)
 PRODUCT_FEATURES: tuple[tuple[str, float, float], ...] = (
-    ("dashboards", 10.0, 14.0), ("reports", 8.0, 8.0), ("search", 7.0, 10.0), ("alerts", 5.0, 6.0),
-    ("exports", 4.0, 4.0), ("comments", 4.0, 6.0), ("integrations", 3.0, 5.0), ("workflows", 3.0, 7.0),
-    ("api", 2.0, 30.0), ("mobile", 2.0, 5.0), ("sso", 1.0, 2.0), ("admin", 1.5, 3.0),
+    ("dashboards", 10.0, 14.0),
+    ("reports", 8.0, 8.0),
+    ("search", 7.0, 10.0),
+    ("alerts", 5.0, 6.0),
+    ("exports", 4.0, 4.0),
+    ("comments", 4.0, 6.0),
+    ("integrations", 3.0, 5.0),
+    ("workflows", 3.0, 7.0),
+    ("api", 2.0, 30.0),
+    ("mobile", 2.0, 5.0),
+    ("sso", 1.0, 2.0),
+    ("admin", 1.5, 3.0),
 )
 
 
@@ -205,11 +286,16 @@ def _holiday_ranges(country: str, year: int) -> list[tuple[dt.date, dt.date, flo
         ranges.append((friday, friday + dt.timedelta(days=3), 0.5))
     if country == "US":
         thursday = d(year, 11, 1) + dt.timedelta(days=(3 - d(year, 11, 1).weekday()) % 7 + 21)
-        ranges += [(thursday - dt.timedelta(days=1), thursday + dt.timedelta(days=3), 0.3),
-                   (d(year, 7, 3), d(year, 7, 7), 0.5)]
+        ranges += [
+            (thursday - dt.timedelta(days=1), thursday + dt.timedelta(days=3), 0.3),
+            (d(year, 7, 3), d(year, 7, 7), 0.5),
+        ]
     if country == "JP":
-        ranges += [(d(year, 4, 29), d(year, 5, 6), 0.25), (d(year, 8, 13), d(year, 8, 16), 0.4),
-                   (d(year, 12, 28), d(year + 1, 1, 4), 0.25)]
+        ranges += [
+            (d(year, 4, 29), d(year, 5, 6), 0.25),
+            (d(year, 8, 13), d(year, 8, 16), 0.4),
+            (d(year, 12, 28), d(year + 1, 1, 4), 0.25),
+        ]
     if country == "BR" and year in CARNIVAL_MONDAY:
         monday = dt.date.fromisoformat(CARNIVAL_MONDAY[year])
         ranges.append((monday - dt.timedelta(days=2), monday + dt.timedelta(days=4), 0.2))
@@ -236,15 +322,16 @@ def build_calendar(start: dt.date, end: dt.date) -> Calendar:
     offsets = np.empty((len(TZ_NAMES), days), dtype=np.int64)
     for z, name in enumerate(TZ_NAMES):
         zone = ZoneInfo(name)
-        offsets[z] = [int(dt.datetime(x.year, x.month, x.day, 12, tzinfo=zone).utcoffset().total_seconds())
-                      for x in dates]
+        offsets[z] = [
+            int(dt.datetime(x.year, x.month, x.day, 12, tzinfo=zone).utcoffset().total_seconds()) for x in dates
+        ]
     holiday = np.ones((len(LOCATIONS), days), dtype=np.float64)
     for i, (country, *_rest) in enumerate(LOCATIONS):
         for year in range(start.year - 1, end.year + 1):
             for first, last, factor in _holiday_ranges(country, year):
                 lo, hi = max((first - start).days, 0), min((last - start).days, days - 1)
                 if lo <= hi:
-                    holiday[i, lo:hi + 1] = np.minimum(holiday[i, lo:hi + 1], factor)
+                    holiday[i, lo : hi + 1] = np.minimum(holiday[i, lo : hi + 1], factor)
     return Calendar(start=start, days=days, utc_offset=offsets, holiday=holiday)
 
 
@@ -389,9 +476,17 @@ def draw_accounts(rng: np.random.Generator, first_num: int, n: int, n_total: int
     region = LOC_REGION[loc]
     csm = firsts[region] + np.floor(rng.random(n) * sizes[region]).astype(np.int64)
     return Book(
-        num=np.arange(first_num, first_num + n, dtype=np.int64), seg=seg, loc=loc, tz=LOC_TZ[loc],
-        hub_tz=REGION_HUB_TZ[region], industry=rng.integers(len(INDUSTRIES), size=n), csm=csm,
-        created=created.astype(np.int64), arr0=arr0, seats0=seats0, name=_company_names(rng, n),
+        num=np.arange(first_num, first_num + n, dtype=np.int64),
+        seg=seg,
+        loc=loc,
+        tz=LOC_TZ[loc],
+        hub_tz=REGION_HUB_TZ[region],
+        industry=rng.integers(len(INDUSTRIES), size=n),
+        csm=csm,
+        created=created.astype(np.int64),
+        arr0=arr0,
+        seats0=seats0,
+        name=_company_names(rng, n),
     )
 
 
@@ -406,8 +501,9 @@ def _add_months(day: np.ndarray, months: np.ndarray, cal: Calendar) -> np.ndarra
     return (result - np.datetime64(cal.start, "D")).astype(np.int64)
 
 
-def _draw_drivers(rng: np.random.Generator, seg: np.ndarray, first: np.ndarray, start: np.ndarray,
-                  end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _draw_drivers(
+    rng: np.random.Generator, seg: np.ndarray, first: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Which drivers switch on for these terms, when, and their churn effect.
 
     Drivers are correlated the way they are in real books: a neglected account (slow
@@ -471,16 +567,34 @@ def draw_terms(rng: np.random.Generator, book: Book, cal: Calendar) -> Terms:
         cancel = np.where(cancels, lo + np.floor(rng.random(cur.size) * np.maximum(hi - lo, 1)).astype(np.int64), -1)
         stop = np.where(cancels, cancel, end)
         churned = planned & (stop <= cal.days - 1)
-        parts.append(dict(acc=cur, k=np.full(cur.size, k), start=start, end=end, arr=arr[cur], seats=seats[cur],
-                          cancel=np.where(churned, cancel, -1), on=on, onset=onset, severity=severity, effect=effect, p_churn=p,
-                          churn_planned=planned, churned=churned))
+        parts.append(
+            dict(
+                acc=cur,
+                k=np.full(cur.size, k),
+                start=start,
+                end=end,
+                arr=arr[cur],
+                seats=seats[cur],
+                cancel=np.where(churned, cancel, -1),
+                on=on,
+                onset=onset,
+                severity=severity,
+                effect=effect,
+                p_churn=p,
+                churn_planned=planned,
+                churned=churned,
+            )
+        )
         # renewal terms: expansion, flat with uplift, or down-sell (likelier after a rough term)
         troubled = on.any(axis=1)
         u = rng.random(cur.size)
         down = u < np.where(troubled, 0.45, 0.18)
         up = ~down & (u > 0.72)
-        change = np.where(down, rng.uniform(0.6, 0.9, cur.size),
-                          np.where(up, rng.uniform(1.05, 1.4, cur.size), rng.uniform(1.0, 1.05, cur.size)))
+        change = np.where(
+            down,
+            rng.uniform(0.6, 0.9, cur.size),
+            np.where(up, rng.uniform(1.05, 1.4, cur.size), rng.uniform(1.0, 1.05, cur.size)),
+        )
         arr[cur] = np.round(arr[cur] * change, -2)
         seats[cur] = np.maximum(1, np.round(seats[cur] * change * rng.lognormal(0, 0.05, cur.size))).astype(np.int64)
         alive[cur] = ~planned
@@ -523,7 +637,11 @@ def driver_levels(terms: Terms, n_accounts: int, cal: Calendar) -> np.ndarray:
         lengths = np.maximum(w1 - w0 + 1, 0)
         rep = np.repeat(np.arange(idx.size), lengths)
         week = w0[rep] + np.arange(rep.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        ramp = np.maximum(drv.ramp_days, 0.7 * (last - onset)) if drv.name == "adoption" else np.full(idx.size, drv.ramp_days)
+        ramp = (
+            np.maximum(drv.ramp_days, 0.7 * (last - onset))
+            if drv.name == "adoption"
+            else np.full(idx.size, drv.ramp_days)
+        )
         progress = np.clip((week * 7 + 3 - onset[rep]) / np.maximum(ramp[rep], 1), 0.0, 1.0)
         if drv.ramp_days == 0 and drv.name != "adoption":
             progress = (week * 7 + 6 >= onset[rep]).astype(np.float64)
@@ -556,8 +674,9 @@ class Context:
         return self.cal.holiday[b.loc[acc], day] * np.where(day > b.churn_day[acc], RESIDUAL_ACTIVITY, 1.0)
 
 
-def _poisson_days(rng: np.random.Generator, rate_per_day: np.ndarray, lo: np.ndarray,
-                  hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _poisson_days(
+    rng: np.random.Generator, rate_per_day: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Candidate event days: a Poisson number per account, uniform over [lo, hi]."""
     span = np.maximum(hi - lo + 1, 0)
     count = rng.poisson(rate_per_day * span)
@@ -586,8 +705,9 @@ def _customer_sod(rng: np.random.Generator, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def _our_replies(rng: np.random.Generator, ctx: Context, acc: np.ndarray, t_in: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _our_replies(
+    rng: np.random.Generator, ctx: Context, acc: np.ndarray, t_in: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Times of our acknowledgement and our real answer to inbound messages (NaN: none).
 
     Healthy: a few business hours, mostly same day, sometimes a quick acknowledgement first.
@@ -610,12 +730,15 @@ def _our_replies(rng: np.random.Generator, ctx: Context, acc: np.ndarray, t_in: 
     acked = ~never & (rng.random(n) < 0.02 + 0.22 * (1 - r))
     ack = _next_business_moment(tl, cal) + rng.uniform(5, 60, n) * 60
     reply = np.where(acked, np.maximum(reply, _add_business_hours(ack, rng.lognormal(np.log(5), 0.8, n), cal)), reply)
-    return (np.where(acked, _local_seconds_to_utc(cal, hub, ack), np.nan),
-            np.where(never, np.nan, _local_seconds_to_utc(cal, hub, reply)))
+    return (
+        np.where(acked, _local_seconds_to_utc(cal, hub, ack), np.nan),
+        np.where(never, np.nan, _local_seconds_to_utc(cal, hub, reply)),
+    )
 
 
-def _customer_follow_up(rng: np.random.Generator, ctx: Context, acc: np.ndarray, t: np.ndarray,
-                        business_hours: np.ndarray) -> np.ndarray:
+def _customer_follow_up(
+    rng: np.random.Generator, ctx: Context, acc: np.ndarray, t: np.ndarray, business_hours: np.ndarray
+) -> np.ndarray:
     """When the customer writes again, ``business_hours`` of their own working time later."""
     cal, tz = ctx.cal, ctx.book.tz[acc]
     tl = _utc_to_local(cal, tz, t).astype(np.float64)
@@ -633,7 +756,9 @@ def simulate_emails(rng: np.random.Generator, ctx: Context) -> dict[str, np.ndar
     inbound = rng.random(acc.size) < 0.6
     weekend = _weekday(day, cal) >= 5
     neglect = (1 - 0.6 * ctx.level(D_RESP, acc, day)) * (1 - 0.3 * ctx.level(D_QBR, acc, day))
-    prob = ctx.presence(acc, day) * np.where(inbound, np.where(weekend, 0.1, 1.0), np.where(weekend, 0.03, 1.0) * neglect)
+    prob = ctx.presence(acc, day) * np.where(
+        inbound, np.where(weekend, 0.1, 1.0), np.where(weekend, 0.03, 1.0) * neglect
+    )
     keep = _keep(rng, prob)
     acc, day, inbound = acc[keep], day[keep], inbound[keep]
     customer_t = _local_to_utc(cal, b.tz[acc], day, _customer_sod(rng, acc.size))
@@ -648,8 +773,12 @@ def simulate_emails(rng: np.random.Generator, ctx: Context) -> dict[str, np.ndar
     # outbound starts: the customer answers half of them, which opens a first inbound round
     answers = ~inbound & (rng.random(acc.size) < 0.5)
     p_thr = np.concatenate([thread[inbound], thread[answers]])
-    p_t = np.concatenate([t0[inbound], _customer_follow_up(rng, ctx, acc[answers], t0[answers],
-                                                           rng.lognormal(np.log(4), 1.1, answers.sum()))])
+    p_t = np.concatenate(
+        [
+            t0[inbound],
+            _customer_follow_up(rng, ctx, acc[answers], t0[answers], rng.lognormal(np.log(4), 1.1, answers.sum())),
+        ]
+    )
     for p_continue in (0.45, 0.30, 0.20, 0.0):
         live = p_t < cal.horizon
         p_thr, p_t = p_thr[live], p_t[live]
@@ -662,8 +791,9 @@ def simulate_emails(rng: np.random.Generator, ctx: Context) -> dict[str, np.ndar
         answered = ~np.isnan(reply) & (reply < cal.horizon)
         again = answered & (rng.random(p_thr.size) < p_continue)
         chase = np.isnan(reply) & (rng.random(p_thr.size) < (0.35 if p_continue > 0 else 0.0))
-        t_again = _customer_follow_up(rng, ctx, acc[p_thr[again]], reply[again].astype(np.int64),
-                                      rng.lognormal(np.log(4), 1.1, again.sum()))
+        t_again = _customer_follow_up(
+            rng, ctx, acc[p_thr[again]], reply[again].astype(np.int64), rng.lognormal(np.log(4), 1.1, again.sum())
+        )
         t_chase = p_t[chase] + np.round(rng.uniform(48, 120, chase.sum()) * HOUR)
         p_thr = np.concatenate([p_thr[again], p_thr[chase]])
         p_t = np.concatenate([t_again, t_chase])
@@ -768,8 +898,12 @@ def simulate_tickets(rng: np.random.Generator, ctx: Context) -> dict[str, np.nda
     ok = (created >= 0) & (created < cal.horizon)
     order = np.lexsort((created[ok], acc[ok]))
     out = {
-        "acc": acc, "t": created, "first": np.where(first < cal.horizon, first, np.nan),
-        "closed": np.where(closed < cal.horizon, closed, np.nan), "priority": prio, "escalated": escalated,
+        "acc": acc,
+        "t": created,
+        "first": np.where(first < cal.horizon, first, np.nan),
+        "closed": np.where(closed < cal.horizon, closed, np.nan),
+        "priority": prio,
+        "escalated": escalated,
         "csat": np.where(rated, csat, np.nan),
     }
     return {k: v[ok][order] for k, v in out.items()}
@@ -786,8 +920,13 @@ def simulate_surveys(rng: np.random.Generator, ctx: Context) -> dict[str, np.nda
     b, cal = ctx.book, ctx.cal
     n = len(b)
     last = np.minimum(b.churn_day, cal.days - 1)
-    campaigns = np.array([(dt.date(y, m, 10) - cal.start).days for y in range(cal.start.year, cal.start.year + cal.days // 365 + 2)
-                          for m in (3, 9)])
+    campaigns = np.array(
+        [
+            (dt.date(y, m, 10) - cal.start).days
+            for y in range(cal.start.year, cal.start.year + cal.days // 365 + 2)
+            for m in (3, 9)
+        ]
+    )
     campaigns = campaigns[(campaigns >= 0) & (campaigns < cal.days)]
     acc = np.repeat(np.arange(n), campaigns.size)
     day = _weekday_or_monday(np.tile(campaigns, n) + rng.integers(0, 10, acc.size), cal)
@@ -809,8 +948,13 @@ def simulate_surveys(rng: np.random.Generator, ctx: Context) -> dict[str, np.nda
     score = np.where(is_nps, nps, csat).astype(np.float64)
     ok = (sent >= 0) & (sent < cal.horizon)
     order = np.lexsort((~is_nps[ok], sent[ok], acc[ok]))
-    out = {"acc": acc, "t": sent, "nps": is_nps, "responded": np.where(answers, responded, np.nan),
-           "score": np.where(answers, score, np.nan)}
+    out = {
+        "acc": acc,
+        "t": sent,
+        "nps": is_nps,
+        "responded": np.where(answers, responded, np.nan),
+        "score": np.where(answers, score, np.nan),
+    }
     return {k: v[ok][order] for k, v in out.items()}
 
 
@@ -848,8 +992,16 @@ def simulate_usage(rng: np.random.Generator, ctx: Context) -> dict[str, np.ndarr
     a = ctx.levels[D_ADOPT][acc, week].astype(np.float64)
     fy = ctx.levels[D_FIRST][acc, week].astype(np.float64)
     ramp_up = np.clip((first_day - b.created[acc] + 7) / 42, 0.15, 1.0)  # new accounts onboard over ~6 weeks
-    lam = (WEEKLY_ACTIVE_USERS[b.seg[acc]] * appetite[acc] * presence * holiday * ramp_up
-           * (1 - 0.7 * a) * (1 - 0.45 * fy) * rng.gamma(6.0, 1 / 6.0, acc.size))
+    lam = (
+        WEEKLY_ACTIVE_USERS[b.seg[acc]]
+        * appetite[acc]
+        * presence
+        * holiday
+        * ramp_up
+        * (1 - 0.7 * a)
+        * (1 - 0.45 * fy)
+        * rng.gamma(6.0, 1 / 6.0, acc.size)
+    )
     users = np.minimum(rng.poisson(lam), pool[acc])
 
     # user-weeks: power users show up most weeks
@@ -894,7 +1046,7 @@ def _timestamps(cal: Calendar, t: np.ndarray) -> pa.Array:
     """ISO-8601 UTC strings with a Z; NaN becomes an empty cell."""
     t = np.asarray(t, dtype=np.float64)
     missing = np.isnan(t)
-    epoch = int(dt.datetime.combine(cal.start, dt.time(), dt.timezone.utc).timestamp())
+    epoch = int(dt.datetime.combine(cal.start, dt.time(), dt.UTC).timestamp())
     secs = pa.array(np.where(missing, 0, t).astype(np.int64) + epoch, mask=missing, type=pa.int64())
     return pc.strftime(secs.cast(pa.timestamp("s", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
 
@@ -909,30 +1061,102 @@ def _pick(names: tuple[str, ...], idx: np.ndarray) -> pa.Array:
 
 
 SCHEMAS_OUT: dict[str, pa.Schema] = {
-    "accounts": pa.schema([("account_id", pa.string()), ("account_name", pa.string()), ("owner", pa.string()),
-                           ("created_date", pa.date32()), ("region", pa.string()), ("country", pa.string()),
-                           ("segment", pa.string()), ("industry", pa.string()), ("timezone", pa.string())]),
-    "contracts": pa.schema([("contract_id", pa.string()), ("account_id", pa.string()), ("start_date", pa.date32()),
-                            ("end_date", pa.date32()), ("arr", pa.float64()), ("seats", pa.int64()),
-                            ("status", pa.string()), ("cancel_date", pa.date32())]),
-    "emails": pa.schema([("email_id", pa.string()), ("account_id", pa.string()), ("thread_id", pa.string()),
-                         ("sent_at", pa.string()), ("direction", pa.string())]),
-    "meetings": pa.schema([("meeting_id", pa.string()), ("account_id", pa.string()), ("start_at", pa.string()),
-                           ("meeting_type", pa.string())]),
-    "tickets": pa.schema([("ticket_id", pa.string()), ("account_id", pa.string()), ("created_at", pa.string()),
-                          ("first_response_at", pa.string()), ("closed_at", pa.string()), ("priority", pa.string()),
-                          ("is_escalated", pa.bool_()), ("csat", pa.float64())]),
-    "surveys": pa.schema([("survey_id", pa.string()), ("account_id", pa.string()), ("sent_at", pa.string()),
-                          ("survey_type", pa.string()), ("responded_at", pa.string()), ("score", pa.float64())]),
-    "usage_events": pa.schema([("account_id", pa.string()), ("user_id", pa.string()), ("feature", pa.string()),
-                               ("event_at", pa.timestamp("us", tz="UTC")), ("event_count", pa.int64())]),
-    "accounts_truth": pa.schema([("account_id", pa.string()), ("churned", pa.int64()), ("churn_date", pa.date32()),
-                                 ("dominant_driver", pa.string()), ("active_drivers", pa.string())]),
-    "terms_truth": pa.schema([("contract_id", pa.string()), ("account_id", pa.string()), ("start_date", pa.date32()),
-                              ("end_date", pa.date32()), ("drivers", pa.string()),
-                              *[(f"onset_{d}", pa.date32()) for d in DRIVER_NAMES],
-                              ("churn_probability", pa.float64()), ("churn_planned", pa.int64()),
-                              ("churned_at_end", pa.int64()), ("cancelled_mid_term", pa.int64())]),
+    "accounts": pa.schema(
+        [
+            ("account_id", pa.string()),
+            ("account_name", pa.string()),
+            ("owner", pa.string()),
+            ("created_date", pa.date32()),
+            ("region", pa.string()),
+            ("country", pa.string()),
+            ("segment", pa.string()),
+            ("industry", pa.string()),
+            ("timezone", pa.string()),
+        ]
+    ),
+    "contracts": pa.schema(
+        [
+            ("contract_id", pa.string()),
+            ("account_id", pa.string()),
+            ("start_date", pa.date32()),
+            ("end_date", pa.date32()),
+            ("arr", pa.float64()),
+            ("seats", pa.int64()),
+            ("status", pa.string()),
+            ("cancel_date", pa.date32()),
+        ]
+    ),
+    "emails": pa.schema(
+        [
+            ("email_id", pa.string()),
+            ("account_id", pa.string()),
+            ("thread_id", pa.string()),
+            ("sent_at", pa.string()),
+            ("direction", pa.string()),
+        ]
+    ),
+    "meetings": pa.schema(
+        [
+            ("meeting_id", pa.string()),
+            ("account_id", pa.string()),
+            ("start_at", pa.string()),
+            ("meeting_type", pa.string()),
+        ]
+    ),
+    "tickets": pa.schema(
+        [
+            ("ticket_id", pa.string()),
+            ("account_id", pa.string()),
+            ("created_at", pa.string()),
+            ("first_response_at", pa.string()),
+            ("closed_at", pa.string()),
+            ("priority", pa.string()),
+            ("is_escalated", pa.bool_()),
+            ("csat", pa.float64()),
+        ]
+    ),
+    "surveys": pa.schema(
+        [
+            ("survey_id", pa.string()),
+            ("account_id", pa.string()),
+            ("sent_at", pa.string()),
+            ("survey_type", pa.string()),
+            ("responded_at", pa.string()),
+            ("score", pa.float64()),
+        ]
+    ),
+    "usage_events": pa.schema(
+        [
+            ("account_id", pa.string()),
+            ("user_id", pa.string()),
+            ("feature", pa.string()),
+            ("event_at", pa.timestamp("us", tz="UTC")),
+            ("event_count", pa.int64()),
+        ]
+    ),
+    "accounts_truth": pa.schema(
+        [
+            ("account_id", pa.string()),
+            ("churned", pa.int64()),
+            ("churn_date", pa.date32()),
+            ("dominant_driver", pa.string()),
+            ("active_drivers", pa.string()),
+        ]
+    ),
+    "terms_truth": pa.schema(
+        [
+            ("contract_id", pa.string()),
+            ("account_id", pa.string()),
+            ("start_date", pa.date32()),
+            ("end_date", pa.date32()),
+            ("drivers", pa.string()),
+            *[(f"onset_{d}", pa.date32()) for d in DRIVER_NAMES],
+            ("churn_probability", pa.float64()),
+            ("churn_planned", pa.int64()),
+            ("churned_at_end", pa.int64()),
+            ("cancelled_mid_term", pa.int64()),
+        ]
+    ),
 }
 
 
@@ -956,81 +1180,123 @@ class Counters:
     surveys: int = 0
 
 
-def chunk_tables(book: Book, terms: Terms, events: dict[str, dict[str, np.ndarray]], cal: Calendar,
-                 n_total: int, counters: Counters) -> dict[str, pa.Table]:
+def chunk_tables(
+    book: Book, terms: Terms, events: dict[str, dict[str, np.ndarray]], cal: Calendar, n_total: int, counters: Counters
+) -> dict[str, pa.Table]:
     """The chunk's rows of every export and truth table, in canonical shape."""
     acc_ids = _ids("ACC-", book.num, 6)
     of = lambda idx: pc.take(acc_ids, pa.array(np.asarray(idx, dtype=np.int64)))  # noqa: E731
     _, _, n_csm = _csm_blocks(n_total)
     tables: dict[str, pa.Table] = {}
     country = tuple(loc[0] for loc in LOCATIONS)
-    tables["accounts"] = pa.table({
-        "account_id": acc_ids, "account_name": pa.array(book.name, pa.string()),
-        "owner": _ids("csm-", book.csm + 1, max(2, len(str(n_csm)))), "created_date": _dates(cal, book.created),
-        "region": _pick(tuple(loc[1] for loc in LOCATIONS), book.loc), "country": _pick(country, book.loc),
-        "segment": _pick(SEGMENTS, book.seg), "industry": _pick(INDUSTRIES, book.industry),
-        "timezone": _pick(tuple(loc[2] for loc in LOCATIONS), book.loc),
-    }, schema=SCHEMAS_OUT["accounts"])
+    tables["accounts"] = pa.table(
+        {
+            "account_id": acc_ids,
+            "account_name": pa.array(book.name, pa.string()),
+            "owner": _ids("csm-", book.csm + 1, max(2, len(str(n_csm)))),
+            "created_date": _dates(cal, book.created),
+            "region": _pick(tuple(loc[1] for loc in LOCATIONS), book.loc),
+            "country": _pick(country, book.loc),
+            "segment": _pick(SEGMENTS, book.seg),
+            "industry": _pick(INDUSTRIES, book.industry),
+            "timezone": _pick(tuple(loc[2] for loc in LOCATIONS), book.loc),
+        },
+        schema=SCHEMAS_OUT["accounts"],
+    )
 
     status = np.where(terms.cancel >= 0, 2, np.where(terms.end < cal.days - 1, 1, 0))
     contract_ids = pc.binary_join_element_wise(_ids("CTR-", book.num[terms.acc], 6), _ids("", terms.k + 1, 2), "-")
-    tables["contracts"] = pa.table({
-        "contract_id": contract_ids, "account_id": of(terms.acc), "start_date": _dates(cal, terms.start),
-        "end_date": _dates(cal, terms.end), "arr": pa.array(terms.arr.astype(np.float64)),
-        "seats": pa.array(terms.seats.astype(np.int64)), "status": _pick(("active", "ended", "cancelled"), status),
-        "cancel_date": _dates(cal, np.maximum(terms.cancel, 0), missing=terms.cancel < 0),
-    }, schema=SCHEMAS_OUT["contracts"])
+    tables["contracts"] = pa.table(
+        {
+            "contract_id": contract_ids,
+            "account_id": of(terms.acc),
+            "start_date": _dates(cal, terms.start),
+            "end_date": _dates(cal, terms.end),
+            "arr": pa.array(terms.arr.astype(np.float64)),
+            "seats": pa.array(terms.seats.astype(np.int64)),
+            "status": _pick(("active", "ended", "cancelled"), status),
+            "cancel_date": _dates(cal, np.maximum(terms.cancel, 0), missing=terms.cancel < 0),
+        },
+        schema=SCHEMAS_OUT["contracts"],
+    )
 
     e = events["emails"]
     thread_num = counters.threads + e["thread"] + 1
-    tables["emails"] = pa.table({
-        "email_id": _ids("EM-", counters.emails + np.arange(e["acc"].size) + 1, 9), "account_id": of(e["acc"]),
-        "thread_id": _ids("TH-", thread_num, 8), "sent_at": _timestamps(cal, e["t"]),
-        "direction": _pick(("outbound", "inbound"), e["inbound"].astype(np.int64)),
-    }, schema=SCHEMAS_OUT["emails"])
+    tables["emails"] = pa.table(
+        {
+            "email_id": _ids("EM-", counters.emails + np.arange(e["acc"].size) + 1, 9),
+            "account_id": of(e["acc"]),
+            "thread_id": _ids("TH-", thread_num, 8),
+            "sent_at": _timestamps(cal, e["t"]),
+            "direction": _pick(("outbound", "inbound"), e["inbound"].astype(np.int64)),
+        },
+        schema=SCHEMAS_OUT["emails"],
+    )
     counters.threads += int(e["thread"].max()) + 1 if e["thread"].size else 0
     counters.emails += e["acc"].size
 
     m = events["meetings"]
-    tables["meetings"] = pa.table({
-        "meeting_id": _ids("MTG-", counters.meetings + np.arange(m["acc"].size) + 1, 8), "account_id": of(m["acc"]),
-        "start_at": _timestamps(cal, m["t"]), "meeting_type": _pick(MEETING_TYPES, m["kind"]),
-    }, schema=SCHEMAS_OUT["meetings"])
+    tables["meetings"] = pa.table(
+        {
+            "meeting_id": _ids("MTG-", counters.meetings + np.arange(m["acc"].size) + 1, 8),
+            "account_id": of(m["acc"]),
+            "start_at": _timestamps(cal, m["t"]),
+            "meeting_type": _pick(MEETING_TYPES, m["kind"]),
+        },
+        schema=SCHEMAS_OUT["meetings"],
+    )
     counters.meetings += m["acc"].size
 
     k = events["tickets"]
-    tables["tickets"] = pa.table({
-        "ticket_id": _ids("TCK-", counters.tickets + np.arange(k["acc"].size) + 1, 8), "account_id": of(k["acc"]),
-        "created_at": _timestamps(cal, k["t"]), "first_response_at": _timestamps(cal, k["first"]),
-        "closed_at": _timestamps(cal, k["closed"]), "priority": _pick(PRIORITIES, k["priority"]),
-        "is_escalated": pa.array(k["escalated"]), "csat": pa.array(k["csat"], from_pandas=True),
-    }, schema=SCHEMAS_OUT["tickets"])
+    tables["tickets"] = pa.table(
+        {
+            "ticket_id": _ids("TCK-", counters.tickets + np.arange(k["acc"].size) + 1, 8),
+            "account_id": of(k["acc"]),
+            "created_at": _timestamps(cal, k["t"]),
+            "first_response_at": _timestamps(cal, k["first"]),
+            "closed_at": _timestamps(cal, k["closed"]),
+            "priority": _pick(PRIORITIES, k["priority"]),
+            "is_escalated": pa.array(k["escalated"]),
+            "csat": pa.array(k["csat"], from_pandas=True),
+        },
+        schema=SCHEMAS_OUT["tickets"],
+    )
     counters.tickets += k["acc"].size
 
     s = events["surveys"]
-    tables["surveys"] = pa.table({
-        "survey_id": _ids("SRV-", counters.surveys + np.arange(s["acc"].size) + 1, 8), "account_id": of(s["acc"]),
-        "sent_at": _timestamps(cal, s["t"]), "survey_type": _pick(("csat", "nps"), s["nps"].astype(np.int64)),
-        "responded_at": _timestamps(cal, s["responded"]), "score": pa.array(s["score"], from_pandas=True),
-    }, schema=SCHEMAS_OUT["surveys"])
+    tables["surveys"] = pa.table(
+        {
+            "survey_id": _ids("SRV-", counters.surveys + np.arange(s["acc"].size) + 1, 8),
+            "account_id": of(s["acc"]),
+            "sent_at": _timestamps(cal, s["t"]),
+            "survey_type": _pick(("csat", "nps"), s["nps"].astype(np.int64)),
+            "responded_at": _timestamps(cal, s["responded"]),
+            "score": pa.array(s["score"], from_pandas=True),
+        },
+        schema=SCHEMAS_OUT["surveys"],
+    )
     counters.surveys += s["acc"].size
 
     u = events["usage"]
-    epoch_us = int(dt.datetime.combine(cal.start, dt.time(), dt.timezone.utc).timestamp()) * 1_000_000
-    tables["usage_events"] = pa.table({
-        "account_id": of(u["acc"]),
-        "user_id": pc.binary_join_element_wise(_ids("u-", book.num[u["acc"]], 6), _ids("", u["user"] + 1, 3), "-"),
-        "feature": _pick(tuple(f[0] for f in PRODUCT_FEATURES), u["feature"]),
-        "event_at": pa.array(u["t"] * 1_000_000 + epoch_us, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "event_count": pa.array(u["count"].astype(np.int64)),
-    }, schema=SCHEMAS_OUT["usage_events"])
+    epoch_us = int(dt.datetime.combine(cal.start, dt.time(), dt.UTC).timestamp()) * 1_000_000
+    tables["usage_events"] = pa.table(
+        {
+            "account_id": of(u["acc"]),
+            "user_id": pc.binary_join_element_wise(_ids("u-", book.num[u["acc"]], 6), _ids("", u["user"] + 1, 3), "-"),
+            "feature": _pick(tuple(f[0] for f in PRODUCT_FEATURES), u["feature"]),
+            "event_at": pa.array(u["t"] * 1_000_000 + epoch_us, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "event_count": pa.array(u["count"].astype(np.int64)),
+        },
+        schema=SCHEMAS_OUT["usage_events"],
+    )
 
     tables.update(_truth_tables(book, terms, cal, acc_ids, contract_ids))
     return tables
 
 
-def _truth_tables(book: Book, terms: Terms, cal: Calendar, acc_ids: pa.Array,
-                  contract_ids: pa.Array) -> dict[str, pa.Table]:
+def _truth_tables(
+    book: Book, terms: Terms, cal: Calendar, acc_ids: pa.Array, contract_ids: pa.Array
+) -> dict[str, pa.Table]:
     """What really happened: per account (churn, date, drivers) and per contract term."""
     n = len(book)
     stop = np.where(terms.cancel >= 0, terms.cancel, terms.end)
@@ -1042,23 +1308,35 @@ def _truth_tables(book: Book, terms: Terms, cal: Calendar, acc_ids: pa.Array,
     on = terms.on[last_term]
     effect = terms.effect[last_term]
     dominant = np.where(on.any(axis=1), np.argmax(effect, axis=1), np.where(churned, len(DRIVERS), len(DRIVERS) + 1))
-    accounts_truth = pa.table({
-        "account_id": acc_ids, "churned": pa.array(churned.astype(np.int64)),
-        "churn_date": _dates(cal, np.where(churned, book.churn_day, 0), missing=~churned),
-        "dominant_driver": _pick(DRIVER_NAMES + ("renewal", ""), dominant),
-        "active_drivers": _driver_lists(on),
-    }, schema=SCHEMAS_OUT["accounts_truth"])
-    onset_cols = {f"onset_{d}": _dates(cal, np.where(terms.on[:, j], terms.onset[:, j], 0), missing=~terms.on[:, j])
-                  for j, d in enumerate(DRIVER_NAMES)}
-    terms_truth = pa.table({
-        "contract_id": contract_ids, "account_id": pc.take(acc_ids, pa.array(terms.acc)),
-        "start_date": _dates(cal, terms.start), "end_date": _dates(cal, terms.end),
-        "drivers": _driver_lists(terms.on), **onset_cols,
-        "churn_probability": pa.array(np.round(terms.p_churn, 4)),
-        "churn_planned": pa.array(terms.churn_planned.astype(np.int64)),
-        "churned_at_end": pa.array(terms.churned.astype(np.int64), mask=~due),
-        "cancelled_mid_term": pa.array((terms.cancel >= 0).astype(np.int64)),
-    }, schema=SCHEMAS_OUT["terms_truth"])
+    accounts_truth = pa.table(
+        {
+            "account_id": acc_ids,
+            "churned": pa.array(churned.astype(np.int64)),
+            "churn_date": _dates(cal, np.where(churned, book.churn_day, 0), missing=~churned),
+            "dominant_driver": _pick(DRIVER_NAMES + ("renewal", ""), dominant),
+            "active_drivers": _driver_lists(on),
+        },
+        schema=SCHEMAS_OUT["accounts_truth"],
+    )
+    onset_cols = {
+        f"onset_{d}": _dates(cal, np.where(terms.on[:, j], terms.onset[:, j], 0), missing=~terms.on[:, j])
+        for j, d in enumerate(DRIVER_NAMES)
+    }
+    terms_truth = pa.table(
+        {
+            "contract_id": contract_ids,
+            "account_id": pc.take(acc_ids, pa.array(terms.acc)),
+            "start_date": _dates(cal, terms.start),
+            "end_date": _dates(cal, terms.end),
+            "drivers": _driver_lists(terms.on),
+            **onset_cols,
+            "churn_probability": pa.array(np.round(terms.p_churn, 4)),
+            "churn_planned": pa.array(terms.churn_planned.astype(np.int64)),
+            "churned_at_end": pa.array(terms.churned.astype(np.int64), mask=~due),
+            "cancelled_mid_term": pa.array((terms.cancel >= 0).astype(np.int64)),
+        },
+        schema=SCHEMAS_OUT["terms_truth"],
+    )
     return {"accounts_truth": accounts_truth, "terms_truth": terms_truth}
 
 
@@ -1085,15 +1363,18 @@ class ExportWriter:
                 writer = pq.ParquetWriter(tmp, schema, compression="zstd")
                 self._stack.callback(writer.close)
             else:
-                raw = open(tmp, "wb")  # noqa: SIM115 - closed by the exit stack
+                raw = open(tmp, "wb")
                 self._stack.callback(raw.close)
                 sink = raw
                 if target.name.endswith(".gz"):
                     sink = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
                     self._stack.callback(sink.close)
                 sink.write((",".join(schema.names) + "\n").encode())
-                writer = pacsv.CSVWriter(sink, schema, write_options=pacsv.WriteOptions(
-                    include_header=False, quoting_style="none", batch_size=65_536))
+                writer = pacsv.CSVWriter(
+                    sink,
+                    schema,
+                    write_options=pacsv.WriteOptions(include_header=False, quoting_style="none", batch_size=65_536),
+                )
                 self._stack.callback(writer.close)
             self._writers[name] = writer
         return self
@@ -1119,8 +1400,9 @@ def _rng(seed: int, chunk: int, stream: str) -> np.random.Generator:
     return np.random.default_rng([seed, chunk, STREAMS.index(stream)])
 
 
-def simulate_chunk(seed: int, chunk: int, first_num: int, n: int, n_total: int, cal: Calendar
-                   ) -> tuple[Book, Terms, dict[str, dict[str, np.ndarray]]]:
+def simulate_chunk(
+    seed: int, chunk: int, first_num: int, n: int, n_total: int, cal: Calendar
+) -> tuple[Book, Terms, dict[str, dict[str, np.ndarray]]]:
     """Accounts, terms and all events of one chunk of accounts (pure: no I/O)."""
     book = draw_accounts(_rng(seed, chunk, "accounts"), first_num, n, n_total, cal)
     terms = draw_terms(_rng(seed, chunk, "terms"), book, cal)
@@ -1157,8 +1439,9 @@ class _Tally:
         self.segments.update(SEGMENTS[s] for s in book.seg)
 
 
-def simulate(accounts: int, seed: int, start: dt.date, end: dt.date, out: Path, truth: Path,
-             chunk_size: int = 1_000) -> dict:
+def simulate(
+    accounts: int, seed: int, start: dt.date, end: dt.date, out: Path, truth: Path, chunk_size: int = 1_000
+) -> dict:
     """Generate the canonical demo export into ``out`` and its ground truth into ``truth``.
 
     Returns the summary also written to ``truth/simulation.json`` (seed, sizes, row counts,
@@ -1176,12 +1459,20 @@ def simulate(accounts: int, seed: int, start: dt.date, end: dt.date, out: Path, 
             tables = chunk_tables(book, terms, events, cal, accounts, counters)
             writer.write(tables)
             tally.add(book, tables, cal)
-            LOG.debug("chunk %d: %d accounts, %d e-mails, %d usage rows", chunk, n,
-                      tables["emails"].num_rows, tables["usage_events"].num_rows)
+            LOG.debug(
+                "chunk %d: %d accounts, %d e-mails, %d usage rows",
+                chunk,
+                n,
+                tables["emails"].num_rows,
+                tables["usage_events"].num_rows,
+            )
         rows = dict(writer.rows)
     years = tally.exposure_days / 365.25
     summary = {
-        "seed": seed, "accounts": accounts, "start": start.isoformat(), "end": end.isoformat(),
+        "seed": seed,
+        "accounts": accounts,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
         "chunk_size": chunk_size,
         "rows": {name: rows[name] for name in EXPORT_FILES},
         "truth_rows": {name: rows[name] for name in TRUTH_FILES},

@@ -63,7 +63,9 @@ def fit_baselines(parts: dict[str, pd.DataFrame], catalog: dict, seed: int) -> d
     categorical = categorical_columns(catalog)
     numeric = [f for f in features if f not in categorical]
     logistic = baselines.logistic_baseline(numeric, categorical, seed=seed)
-    logistic.fit(baselines.as_object_categoricals(parts["train"][features], categorical), parts["train"][LABEL].astype(int))
+    logistic.fit(
+        baselines.as_object_categoricals(parts["train"][features], categorical), parts["train"][LABEL].astype(int)
+    )
     health = baselines.HealthScore().fit(parts["valid"], parts["valid"][LABEL].astype(int).to_numpy())
     return {"logistic": logistic, "health": health, "categorical": categorical, "features": features}
 
@@ -80,7 +82,9 @@ def predict_all(model: ChurnModel, fitted: dict, frame: pd.DataFrame) -> dict[st
 
 def arr_feature(catalog: dict) -> str | None:
     """The catalogue's current-ARR feature (signal commercial, unit currency), for ARR-weighted metrics."""
-    return next((f["name"] for f in catalog["features"] if f["signal"] == "commercial" and f["unit"] == "currency"), None)
+    return next(
+        (f["name"] for f in catalog["features"] if f["signal"] == "commercial" and f["unit"] == "currency"), None
+    )
 
 
 def context_features(catalog: dict) -> list[str]:
@@ -105,7 +109,9 @@ def arr_values(frame: pd.DataFrame, catalog: dict) -> np.ndarray | None:
     return frame[arr].to_numpy(dtype=float) if arr in frame else None
 
 
-def score_champion_on_test(client, name: str, test: pd.DataFrame, features: list[str], arr: np.ndarray | None) -> tuple[dict | None, str | None]:
+def score_champion_on_test(
+    client, name: str, test: pd.DataFrame, features: list[str], arr: np.ndarray | None
+) -> tuple[dict | None, str | None]:
     """The current champion's metrics on *this* test window, so the gate compares like with like."""
     version = tracking.champion_version(client, name)
     if version is None:
@@ -114,7 +120,9 @@ def score_champion_on_test(client, name: str, test: pd.DataFrame, features: list
     if champion.features != features:
         tags = version.tags or {}
         if "test_roc_auc" in tags and "test_brier" in tags:
-            LOG.warning("champion v%s has another feature list; comparing with its logged test figures", version.version)
+            LOG.warning(
+                "champion v%s has another feature list; comparing with its logged test figures", version.version
+            )
             return {"roc_auc": float(tags["test_roc_auc"]), "brier": float(tags["test_brier"])}, version.version
         return None, version.version
     metrics = evaluate.classification_metrics(test[LABEL].astype(int).to_numpy(), champion.predict_proba(test), arr)
@@ -139,7 +147,9 @@ def write_model_folder(target: Path, model: ChurnModel, predictions: pd.DataFram
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def log_to_mlflow(s: Settings, model: ChurnModel, parts: dict, evaluation: dict, features_sha: str, model_dir: Path, catalog: dict) -> dict:
+def log_to_mlflow(
+    s: Settings, model: ChurnModel, parts: dict, evaluation: dict, features_sha: str, model_dir: Path, catalog: dict
+) -> dict:
     """One MLflow run: params, data fingerprint, metrics, the model (registered), and the gate decision."""
     import mlflow
     from mlflow.models import infer_signature
@@ -148,15 +158,29 @@ def log_to_mlflow(s: Settings, model: ChurnModel, parts: dict, evaluation: dict,
     client = tracking.connect(uri)
     experiment_id = tracking.ensure_experiment(client, s.train.experiment, uri)
     name = s.train.registered_model
-    champion_metrics, champion_version = score_champion_on_test(client, name, parts["test"], model.features, arr_values(parts["test"], catalog))
+    champion_metrics, champion_version = score_champion_on_test(
+        client, name, parts["test"], model.features, arr_values(parts["test"], catalog)
+    )
 
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params({f"train.{k}": v for k, v in s.train.model_dump(mode="json").items()})
-        mlflow.log_params({"features.horizon_days": s.features.horizon_days, "features.grace_days": s.features.grace_days,
-                           "best_iteration": model.metadata["best_iteration"], "positive_weight": round(model.metadata["positive_weight"], 6),
-                           "n_features": len(model.features)})
-        mlflow.set_tags({"git_commit": tracking.git_commit(), "features_sha256": features_sha,
-                         "catalog_hash": model.catalog_hash, "test_window": f"{s.train.test_start}..{s.train.test_end or 'last'}"})
+        mlflow.log_params(
+            {
+                "features.horizon_days": s.features.horizon_days,
+                "features.grace_days": s.features.grace_days,
+                "best_iteration": model.metadata["best_iteration"],
+                "positive_weight": round(model.metadata["positive_weight"], 6),
+                "n_features": len(model.features),
+            }
+        )
+        mlflow.set_tags(
+            {
+                "git_commit": tracking.git_commit(),
+                "features_sha256": features_sha,
+                "catalog_hash": model.catalog_hash,
+                "test_window": f"{s.train.test_start}..{s.train.test_end or 'last'}",
+            }
+        )
         for which, metrics in evaluation["test"].items():
             mlflow.log_metrics({f"{which}_{k}": v for k, v in metrics.items() if np.isfinite(v)})
         X_example = model.matrix(parts["test"].head(5))
@@ -165,10 +189,14 @@ def log_to_mlflow(s: Settings, model: ChurnModel, parts: dict, evaluation: dict,
         # The input example documents the expected frame; serving validation is skipped because
         # JSON cannot carry pandas categoricals (region, segment): score through `churn score`.
         info = mlflow.lightgbm.log_model(
-            model.booster, name="model", signature=signature, input_example=X_example,
+            model.booster,
+            name="model",
+            signature=signature,
+            input_example=X_example,
             validate_serving_input=False,
             pip_requirements=[f"lightgbm=={lgb.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
-            extra_files=extras, registered_model_name=name,
+            extra_files=extras,
+            registered_model_name=name,
         )
         mlflow.log_artifact(str(model_dir / "calibrator.json"), artifact_path="calibrator")
         mlflow.log_artifact(str(model_dir / EVALUATION_FILE), artifact_path="evaluation")
@@ -178,16 +206,41 @@ def log_to_mlflow(s: Settings, model: ChurnModel, parts: dict, evaluation: dict,
         client.set_registered_model_alias(name, decision.alias, version)
         for key in ("roc_auc", "brier"):
             client.set_model_version_tag(name, version, f"test_{key}", f"{new[key]:.6f}")
-        client.set_model_version_tag(name, version, "test_window", f"{s.train.test_start}..{s.train.test_end or 'last'}")
-        mlflow.set_tags({"gate_decision": decision.alias, "gate_reason": decision.reason,
-                         "champion_version_before": champion_version or "none"})
+        client.set_model_version_tag(
+            name, version, "test_window", f"{s.train.test_start}..{s.train.test_end or 'last'}"
+        )
+        mlflow.set_tags(
+            {
+                "gate_decision": decision.alias,
+                "gate_reason": decision.reason,
+                "champion_version_before": champion_version or "none",
+            }
+        )
         if champion_metrics:
-            mlflow.log_metrics({"champion_roc_auc": champion_metrics["roc_auc"], "champion_brier": champion_metrics["brier"]})
-        LOG.info("registered %s v%s as %s (%s): ROC AUC %.4f, Brier %.4f%s", name, version, decision.alias, decision.reason,
-                 new["roc_auc"], new["brier"],
-                 f"; champion ROC AUC {champion_metrics['roc_auc']:.4f}, Brier {champion_metrics['brier']:.4f}" if champion_metrics else "")
-        return {"run_id": run.info.run_id, "experiment_id": experiment_id, "tracking_uri": uri, "registered_model": name,
-                "version": version, "alias": decision.alias, "reason": decision.reason}
+            mlflow.log_metrics(
+                {"champion_roc_auc": champion_metrics["roc_auc"], "champion_brier": champion_metrics["brier"]}
+            )
+        LOG.info(
+            "registered %s v%s as %s (%s): ROC AUC %.4f, Brier %.4f%s",
+            name,
+            version,
+            decision.alias,
+            decision.reason,
+            new["roc_auc"],
+            new["brier"],
+            f"; champion ROC AUC {champion_metrics['roc_auc']:.4f}, Brier {champion_metrics['brier']:.4f}"
+            if champion_metrics
+            else "",
+        )
+        return {
+            "run_id": run.info.run_id,
+            "experiment_id": experiment_id,
+            "tracking_uri": uri,
+            "registered_model": name,
+            "version": version,
+            "alias": decision.alias,
+            "reason": decision.reason,
+        }
 
 
 def main() -> None:
@@ -208,12 +261,26 @@ def main() -> None:
         fitted = fit_baselines(parts, catalog, s.train.seed)
     probabilities = predict_all(model, fitted, parts["test"])
     y_test = parts["test"][LABEL].astype(int).to_numpy()
-    test_metrics = {name: evaluate.classification_metrics(y_test, p, arr_values(parts["test"], catalog)) for name, p in probabilities.items()}
-    evaluation = {"test": test_metrics,
-                  "improvement": {b: evaluate.improvement(test_metrics["model"], test_metrics[b]) for b in ("logistic", "health")},
-                  "health_flags": [f.description for f in baselines.HealthScore().usable_flags(parts["test"])]}
+    test_metrics = {
+        name: evaluate.classification_metrics(y_test, p, arr_values(parts["test"], catalog))
+        for name, p in probabilities.items()
+    }
+    evaluation = {
+        "test": test_metrics,
+        "improvement": {
+            b: evaluate.improvement(test_metrics["model"], test_metrics[b]) for b in ("logistic", "health")
+        },
+        "health_flags": [f.description for f in baselines.HealthScore().usable_flags(parts["test"])],
+    }
     for name, m in test_metrics.items():
-        LOG.info("test %-8s ROC AUC %.4f  PR AUC %.4f  Brier %.4f  lift@10%% %.2f", name, m["roc_auc"], m["pr_auc"], m["brier"], m["lift_top10"])
+        LOG.info(
+            "test %-8s ROC AUC %.4f  PR AUC %.4f  Brier %.4f  lift@10%% %.2f",
+            name,
+            m["roc_auc"],
+            m["pr_auc"],
+            m["brier"],
+            m["lift_top10"],
+        )
     model_dir = s.paths.models
     write_model_folder(model_dir, model, test_predictions(parts["test"], probabilities, catalog), evaluation)
     with timed("train: mlflow run + registry"):

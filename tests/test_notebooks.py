@@ -23,8 +23,11 @@ def test_the_three_notebooks_are_there():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_without_outputs(path: Path):
     nb = nbformat.read(path, as_version=4)
-    dirty = [i for i, c in enumerate(nb.cells)
-             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
     assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; run nbstripout"
 
 
@@ -41,8 +44,11 @@ def test_title_and_parameters_cell(path: Path):
 def test_notebooks_define_no_functions(path: Path):
     """Notebooks import, never define: helpers belong in models/analysis.py or pipelines/outputs.py."""
     nb = nbformat.read(path, as_version=4)
-    defining = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-                and any(line.lstrip().startswith(("def ", "class ")) for line in c.source.splitlines())]
+    defining = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and any(line.lstrip().startswith(("def ", "class ")) for line in c.source.splitlines())
+    ]
     assert not defining, f"{path.name}: cells {defining} define functions or classes"
 
 
@@ -68,7 +74,9 @@ def test_notebooks_run_on_the_demo(demo_run: Path, tmp_path: Path, monkeypatch):
         "03_weekly_at_risk.ipynb": {"OUT_DIR": str(tmp_path / "weekly")},
     }
     started = time.perf_counter()
-    executed = {name: execute(ROOT / "notebooks" / name, cwd=demo_run, parameters=params) for name, params in runs.items()}
+    executed = {
+        name: execute(ROOT / "notebooks" / name, cwd=demo_run, parameters=params) for name, params in runs.items()
+    }
     elapsed = time.perf_counter() - started
 
     for name, nb in executed.items():

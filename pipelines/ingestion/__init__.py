@@ -8,5 +8,15 @@ from pipelines.ingestion.pipeline import IngestResult, ingest_export, ingest_exp
 from pipelines.ingestion.presets import Mapping, canonical_mapping, load_mapping
 from pipelines.ingestion.report import IngestReport, TableReport
 
-__all__ = ["IngestReport", "IngestResult", "Mapping", "TableReport", "canonical_mapping",
-           "ingest_export", "ingest_export_to", "ingest_table", "load_mapping", "reference_date"]
+__all__ = [
+    "IngestReport",
+    "IngestResult",
+    "Mapping",
+    "TableReport",
+    "canonical_mapping",
+    "ingest_export",
+    "ingest_export_to",
+    "ingest_table",
+    "load_mapping",
+    "reference_date",
+]

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,12 +31,24 @@ from features.engine import DuckDBEngine, sql_identifier, sql_literal
 from features.errors import InputError
 from features.schemas import ROW_SCHEMAS, TABLES, Column, Table, empty_table, pandas_dtype
 from pipelines.ingestion import repairs
-from pipelines.ingestion.presets import (BUILT_IN, Mapping, SourceSpec, apply_derivations, apply_filters,
-                                         column_format, load_mapping, map_columns, unread_columns)
+from pipelines.ingestion.presets import (
+    BUILT_IN,
+    Mapping,
+    SourceSpec,
+    apply_derivations,
+    apply_filters,
+    column_format,
+    load_mapping,
+    map_columns,
+    unread_columns,
+)
 from pipelines.ingestion.readers import CHUNK_ROWS, ROW, RawTable, find_file, looked_for, read_export_file
 from pipelines.ingestion.report import IngestReport, TableReport
 from pipelines.io import arrow_table
 from pipelines.logs import Progress
+
+if TYPE_CHECKING:
+    import duckdb
 
 TRUNCATED_ROW = "truncated row (file ends mid-row)"
 DUPLICATE_ROW = "duplicate row"
@@ -64,8 +77,13 @@ def reference_date(export_dir: Path, today: dt.date | None = None) -> dt.date:
         return today or dt.datetime.now(dt.UTC).date()
 
 
-def ingest_export(export_dir: Path, preset: str | Path = "canonical", reference: dt.date | None = None,
-                  chunk_rows: int = CHUNK_ROWS, workers: int = 1) -> IngestResult:
+def ingest_export(
+    export_dir: Path,
+    preset: str | Path = "canonical",
+    reference: dt.date | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    workers: int = 1,
+) -> IngestResult:
     """``ingest_export_to`` a scratch folder, read back into pandas: for small exports, tests and scoring."""
     with tempfile.TemporaryDirectory(prefix="churn-ingest-") as tmp:
         out = Path(tmp)
@@ -75,8 +93,15 @@ def ingest_export(export_dir: Path, preset: str | Path = "canonical", reference:
     return IngestResult(tables, rejected, report)
 
 
-def ingest_export_to(export_dir: Path, out: Path, preset: str | Path = "canonical", reference: dt.date | None = None,
-                     chunk_rows: int = CHUNK_ROWS, workers: int = 1, memory_limit: str | None = None) -> IngestReport:
+def ingest_export_to(
+    export_dir: Path,
+    out: Path,
+    preset: str | Path = "canonical",
+    reference: dt.date | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    workers: int = 1,
+    memory_limit: str | None = None,
+) -> IngestReport:
     """Write ``<out>/<table>.parquet`` and ``<out>/rejected/<table>.parquet`` for every table the preset finds.
 
     Accounts come first, so the other tables can reject rows of unknown accounts.
@@ -96,15 +121,19 @@ def ingest_export_to(export_dir: Path, out: Path, preset: str | Path = "canonica
                 report.tables_absent.append(name)
                 continue
             source, raw, ignored = located
-            table_report = ingest_table(raw, source, table, reference, known_accounts, out, chunk_rows, workers,
-                                        memory_limit)
+            table_report = ingest_table(
+                raw, source, table, reference, known_accounts, out, chunk_rows, workers, memory_limit
+            )
             table_report.notes.extend(ignored)
             report.tables[name] = table_report
             if name == "accounts":
-                known_accounts = pd.Index(pd.read_parquet(out / "accounts.parquet", columns=["account_id"])["account_id"])
+                known_accounts = pd.Index(
+                    pd.read_parquet(out / "accounts.parquet", columns=["account_id"])["account_id"]
+                )
     finally:
         shutil.rmtree(out / STAGING, ignore_errors=True)
     return report
+
 
 def _locate(export_dir: Path, mapping: Mapping, table: Table) -> tuple[SourceSpec, RawTable, list[str]] | None:
     """The first source of the table found in the folder, read; later ones found are noted as ignored."""
@@ -116,8 +145,10 @@ def _locate(export_dir: Path, mapping: Mapping, table: Table) -> tuple[SourceSpe
     if not found:
         if table.required:
             names = [n for s in sources for n in s.file]
-            raise InputError(f"{export_dir}: required table '{table.name}' not found (looked for {looked_for(names)})"
-                             f"{_other_preset_hint(export_dir, mapping, table)}")
+            raise InputError(
+                f"{export_dir}: required table '{table.name}' not found (looked for {looked_for(names)})"
+                f"{_other_preset_hint(export_dir, mapping, table)}"
+            )
         return None
     (source, path), others = found[0], found[1:]
     ignored = [f"{p.name} ignored: {path.name} takes precedence for {table.name}" for _, p in others]
@@ -160,9 +191,17 @@ class _Verdicts:
         self.reason = self.reason.mask(self.alive & reasons.notna(), reasons)
 
 
-def ingest_table(raw: RawTable, source: SourceSpec, table: Table, reference: dt.date,
-                 known_accounts: pd.Index | None, out: Path, chunk_rows: int = CHUNK_ROWS,
-                 workers: int = 1, memory_limit: str | None = None) -> TableReport:
+def ingest_table(
+    raw: RawTable,
+    source: SourceSpec,
+    table: Table,
+    reference: dt.date,
+    known_accounts: pd.Index | None,
+    out: Path,
+    chunk_rows: int = CHUNK_ROWS,
+    workers: int = 1,
+    memory_limit: str | None = None,
+) -> TableReport:
     """Turn one file into ``<out>/<table>.parquet`` and its rejected rows, accounting for every row read.
 
     With ``workers > 1`` the row rules of successive chunks run in that many processes while
@@ -175,10 +214,13 @@ def ingest_table(raw: RawTable, source: SourceSpec, table: Table, reference: dt.
     watch = _WrongTypeWatch(raw.path, source)
     notes: list[str] = []
     progress = Progress(f"ingest: {table.name}")
-    with _ParquetSink(staging.kept, _canonical_schema(table)) as kept, \
-            _ParquetSink(staging.rows, _ROWS_SCHEMA) as rows, \
-            _ParquetSink(staging.rejected, _rejected_schema(table)) as rejected, \
-            _ChunkRunner(workers) as runner:
+    with (
+        _ParquetSink(staging.kept, _canonical_schema(table)) as kept,
+        _ParquetSink(staging.rows, _ROWS_SCHEMA) as rows,
+        _ParquetSink(staging.rejected, _rejected_schema(table)) as rejected,
+        _ChunkRunner(workers) as runner,
+    ):
+
         def collect(result: _ChunkResult) -> None:
             kept.write(result.staged[table.column_names])
             rows.write(result.staged[[ROW, REPAIRS]])
@@ -254,8 +296,9 @@ class _ChunkRunner:
                 from concurrent.futures import ProcessPoolExecutor
 
                 # spawn, not fork: this process may hold DuckDB and Arrow threads
-                self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_quiet_worker)
+                self.pool = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker
+                )
             self.pending.append(self.pool.submit(_chunk, job, chunk, cut_row))
         while len(self.pending) > self.workers:
             collect(self.pending.pop(0).result())
@@ -326,14 +369,21 @@ def _chunk(job: _ChunkJob, chunk: pd.DataFrame, cut_row: int | None) -> _ChunkRe
     for target, mask in derived.items():
         repaired[_derived_rule(target, source.derive[target])] = mask
     _apply_row_rules(typed, table, job.reference, job.known_accounts, verdicts)
-    verdicts.reject_each(repairs.schema_failures(_canonical_dtypes(typed[verdicts.alive], table),
-                                                 ROW_SCHEMAS[table.name], str(path)))
+    verdicts.reject_each(
+        repairs.schema_failures(_canonical_dtypes(typed[verdicts.alive], table), ROW_SCHEMAS[table.name], str(path))
+    )
     alive = verdicts.alive
     staged = _canonical_dtypes(typed[alive], table)
     staged[ROW] = rows[alive].astype("int64")
     staged[REPAIRS] = _repair_bits(repaired, job.rules, text.index)[alive.to_numpy()].astype("int32")
-    return _ChunkResult(staged, _rejected_rows(text, rows, verdicts, path), filtered,
-                        verdicts.reason[~alive].value_counts().to_dict(), notes, watch)
+    return _ChunkResult(
+        staged,
+        _rejected_rows(text, rows, verdicts, path),
+        filtered,
+        verdicts.reason[~alive].value_counts().to_dict(),
+        notes,
+        watch,
+    )
 
 
 def _repair_bits(repaired: dict[str, pd.Series], rules: list[str], index: pd.Index) -> np.ndarray:
@@ -354,8 +404,15 @@ def _clean_text(text: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[st
     return text, {ID_STRIPPED: id_fixed, CASE_NORMALISED: lowered}
 
 
-def _typed(text: pd.DataFrame, source: SourceSpec, table: Table, verdicts: _Verdicts,
-           repaired: dict[str, pd.Series], watch: "_WrongTypeWatch", rows: pd.Series) -> pd.DataFrame:
+def _typed(
+    text: pd.DataFrame,
+    source: SourceSpec,
+    table: Table,
+    verdicts: _Verdicts,
+    repaired: dict[str, pd.Series],
+    watch: "_WrongTypeWatch",
+    rows: pd.Series,
+) -> pd.DataFrame:
     """Coerce column by column; an unparseable value rejects its row with the column's name."""
     typed = pd.DataFrame(index=text.index)
     converted = pd.Series(False, index=text.index)
@@ -407,7 +464,7 @@ class _WrongTypeWatch:
             _, mine = self.tallies.setdefault(name, (column, _ColumnTally()))
             mine.filled += theirs.filled
             mine.bad += theirs.bad
-            mine.bad_rows = (mine.bad_rows + theirs.bad_rows)[:self.SHOWN]
+            mine.bad_rows = (mine.bad_rows + theirs.bad_rows)[: self.SHOWN]
             mine.example = mine.example if mine.example is not None else theirs.example
 
     def refuse_wrong_types(self) -> None:
@@ -415,18 +472,28 @@ class _WrongTypeWatch:
             if tally.filled < WRONG_TYPE_MIN_ROWS or tally.bad < tally.filled:
                 continue
             spec = self.source.columns.get(column.name)
-            named = f"'{spec.source[0]}' ({column.name})" if spec and spec.source != [column.name] else f"'{column.name}'"
+            named = (
+                f"'{spec.source[0]}' ({column.name})" if spec and spec.source != [column.name] else f"'{column.name}'"
+            )
             more = tally.bad - len(tally.bad_rows)
             where = f"rows {', '.join(map(str, tally.bad_rows))}" + (f" and {more:,} more" if more > 0 else "")
-            expected = {"timestamp": "a timestamp", "date": "a date", "float": "a number", "int": "a whole number",
-                        "bool": "true/false"}.get(column.dtype, column.dtype)
+            expected = {
+                "timestamp": "a timestamp",
+                "date": "a date",
+                "float": "a number",
+                "int": "a whole number",
+                "bool": "true/false",
+            }.get(column.dtype, column.dtype)
             hint = " or set its format in a mapping file" if column.dtype in ("timestamp", "date") else ""
-            raise InputError(f"{self.path}: column {named}: no value parses as {expected} ({where}, "
-                             f"e.g. {tally.example!r}); fix the column in the export{hint}")
+            raise InputError(
+                f"{self.path}: column {named}: no value parses as {expected} ({where}, "
+                f"e.g. {tally.example!r}); fix the column in the export{hint}"
+            )
 
 
-def _apply_row_rules(typed: pd.DataFrame, table: Table, reference: dt.date, known_accounts: pd.Index | None,
-                     verdicts: _Verdicts) -> None:
+def _apply_row_rules(
+    typed: pd.DataFrame, table: Table, reference: dt.date, known_accounts: pd.Index | None, verdicts: _Verdicts
+) -> None:
     """The rules that judge a row on its own values (duplicates and key conflicts come later, per table)."""
     for column, mask in repairs.missing_values(typed, table).items():
         verdicts.reject(mask, f"missing {column}")
@@ -454,6 +521,7 @@ def _rejected_rows(text: pd.DataFrame, rows: pd.Series, verdicts: _Verdicts, pat
 
 
 # ---------------------------------------------------------------- staged Parquet
+
 
 @dataclass(frozen=True)
 class _Staging:
@@ -490,8 +558,12 @@ def _canonical_schema(table: Table) -> pa.Schema:
 
 
 def _rejected_schema(table: Table) -> pa.Schema:
-    columns = {"file": pd.Series(dtype="string"), "row": pd.Series(dtype="int64"),
-               **{name: pd.Series(dtype="string") for name in table.column_names}, "reason": pd.Series(dtype="string")}
+    columns = {
+        "file": pd.Series(dtype="string"),
+        "row": pd.Series(dtype="int64"),
+        **{name: pd.Series(dtype="string") for name in table.column_names},
+        "reason": pd.Series(dtype="string"),
+    }
     return arrow_table(pd.DataFrame(columns)).schema
 
 
@@ -521,8 +593,16 @@ class _ParquetSink:
 
 # ---------------------------------------------------------------- rules across rows, over the staged table
 
-def _finish_table(staging: _Staging, table: Table, rules: list[str], path: Path, out: Path,
-                  report: TableReport, memory_limit: str | None = None) -> None:
+
+def _finish_table(
+    staging: _Staging,
+    table: Table,
+    rules: list[str],
+    path: Path,
+    out: Path,
+    report: TableReport,
+    memory_limit: str | None = None,
+) -> None:
     """Reject duplicates and key conflicts, write the canonical table and the rejected rows sorted by row."""
     engine = DuckDBEngine(memory_limit)
     con = engine.con
@@ -532,10 +612,13 @@ def _finish_table(staging: _Staging, table: Table, rules: list[str], path: Path,
         con.register("losers", pd.DataFrame({"pos": np.array(sorted(losers), dtype="int64")}))
         rows = f"read_parquet({sql_literal(staging.rows)}, file_row_number = true)"
         bits = ", ".join(f"sum(({REPAIRS} >> {i}) & 1)" for i in range(len(rules)))
-        counts = con.execute(f"SELECT count(*), {bits} FROM {rows} WHERE file_row_number NOT IN (SELECT pos FROM losers)"
-                             ).fetchone()
-        lost_rows = con.execute(f"SELECT file_row_number AS pos, {ROW} FROM {rows} "
-                                "WHERE file_row_number IN (SELECT pos FROM losers) ORDER BY pos").df()
+        counts = con.execute(
+            f"SELECT count(*), {bits} FROM {rows} WHERE file_row_number NOT IN (SELECT pos FROM losers)"
+        ).fetchone()
+        lost_rows = con.execute(
+            f"SELECT file_row_number AS pos, {ROW} FROM {rows} "
+            "WHERE file_row_number IN (SELECT pos FROM losers) ORDER BY pos"
+        ).df()
     finally:
         engine.close()
     report.rows_kept = int(counts[0])
@@ -572,7 +655,9 @@ def _write_without(staged: Path, positions: np.ndarray, target: Path, table: Tab
 
 def _loser_rows(frame: pd.DataFrame, table: Table, path: Path, schema: pa.Schema) -> pa.Table:
     """Rows rejected as duplicates or key conflicts, their canonical values written as text."""
-    out = pd.DataFrame({"file": pd.Series(path.name, index=frame.index, dtype="string"), "row": frame[ROW].astype("int64")})
+    out = pd.DataFrame(
+        {"file": pd.Series(path.name, index=frame.index, dtype="string"), "row": frame[ROW].astype("int64")}
+    )
     for name in table.column_names:
         out[name] = frame[name].astype("string")
     out["reason"] = frame["reason"].astype("string")

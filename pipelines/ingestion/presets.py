@@ -131,8 +131,9 @@ class SourceSpec(_Strict):
     def _parseable(cls, derive: dict[str, str]) -> dict[str, str]:
         for target, expression in derive.items():
             if not _DERIVATION.match(expression):
-                raise ValueError(f"derive.{target}: cannot read {expression!r}; "
-                                 "write e.g. 'start_date + 12 months - 1 day'")
+                raise ValueError(
+                    f"derive.{target}: cannot read {expression!r}; write e.g. 'start_date + 12 months - 1 day'"
+                )
         return derive
 
 
@@ -166,8 +167,9 @@ class Mapping(_Strict):
             for source in spec.sources:
                 named = set(source.columns) | set(source.constants) | set(source.defaults) | set(source.derive)
                 for column in sorted(named - known):
-                    raise ValueError(f"tables.{table_name}: '{column}' is not a column of {table_name} "
-                                     f"({', '.join(sorted(known))})")
+                    raise ValueError(
+                        f"tables.{table_name}: '{column}' is not a column of {table_name} ({', '.join(sorted(known))})"
+                    )
         return self
 
 
@@ -179,18 +181,18 @@ def _yaml_text(value: Any) -> str:
 
 def _check_format(fmt: str) -> None:
     if fmt not in TIMESTAMP_FORMATS and "%" not in fmt:
-        raise ValueError(f"timestamp format {fmt!r}: use one of {', '.join(TIMESTAMP_FORMATS)} "
-                         "or a strftime pattern such as '%d/%m/%Y %H:%M'")
+        raise ValueError(
+            f"timestamp format {fmt!r}: use one of {', '.join(TIMESTAMP_FORMATS)} "
+            "or a strftime pattern such as '%d/%m/%Y %H:%M'"
+        )
 
 
 def canonical_mapping() -> Mapping:
     """The identity preset, derived from the contract: ``<table>.csv`` with canonical columns."""
-    tables = {
-        name: {"file": [name], "columns": {c: c for c in table.column_names}}
-        for name, table in TABLES.items()
-    }
-    return Mapping.model_validate({"name": "canonical", "description": "The canonical export contract.",
-                                   "tables": tables})
+    tables = {name: {"file": [name], "columns": {c: c for c in table.column_names}} for name, table in TABLES.items()}
+    return Mapping.model_validate(
+        {"name": "canonical", "description": "The canonical export contract.", "tables": tables}
+    )
 
 
 def load_mapping(preset: str | Path) -> Mapping:
@@ -257,8 +259,9 @@ def map_columns(frame: pd.DataFrame, source: SourceSpec, table: Table, path: Pat
     return out
 
 
-def _missing_column_message(path: Path, name: str, spec: ColumnSpec | None, table: Table, frame: pd.DataFrame,
-                            source: SourceSpec) -> str:
+def _missing_column_message(
+    path: Path, name: str, spec: ColumnSpec | None, table: Table, frame: pd.DataFrame, source: SourceSpec
+) -> str:
     found = ", ".join(str(c) for c in frame.columns if c != "_row")
     wanted = spec.source if spec else [name]
     if wanted == [name]:
@@ -276,8 +279,10 @@ def _rename_hint(wanted: list[str], name: str, table: Table, unread: list[str]) 
         close = difflib.get_close_matches(candidate.lower(), list(lowered), n=1, cutoff=0.6)
         if close:
             column = lowered[close[0]]
-            return (f"; '{column}' looks like a renamed '{candidate}': rename it back, or pass --preset with a "
-                    f"mapping file that maps {table.name}.{name} to '{column}' (start from {EXAMPLE_MAPPING})")
+            return (
+                f"; '{column}' looks like a renamed '{candidate}': rename it back, or pass --preset with a "
+                f"mapping file that maps {table.name}.{name} to '{column}' (start from {EXAMPLE_MAPPING})"
+            )
     return ""
 
 

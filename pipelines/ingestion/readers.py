@@ -125,8 +125,12 @@ def _open_csv(path: Path) -> RawTable:
     head = _head_bytes(path)
     notes: list[str] = []
     if not head.removeprefix(_BOM).strip():
-        return RawTable(path, lambda _: iter([pd.DataFrame()]), empty_file=True,
-                        notes=["empty file (0 bytes): read as a zero-row table"])
+        return RawTable(
+            path,
+            lambda _: iter([pd.DataFrame()]),
+            empty_file=True,
+            notes=["empty file (0 bytes): read as a zero-row table"],
+        )
     if head.startswith(_BOM):
         notes.append("UTF-8 byte-order mark removed")
     if b"\r\n" in head:
@@ -198,9 +202,18 @@ def sniff_delimiter(text: str) -> str:
 def _parse_csv(path: Path, delimiter: str, encoding: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The CSV's rows as string frames of ``chunk_rows``; parse errors become one-line InputErrors."""
     try:
-        reader = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, na_filter=False,
-                             encoding=encoding, quotechar='"', skip_blank_lines=True, compression="infer",
-                             chunksize=chunk_rows)
+        reader = pd.read_csv(
+            path,
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding=encoding,
+            quotechar='"',
+            skip_blank_lines=True,
+            compression="infer",
+            chunksize=chunk_rows,
+        )
         with reader:
             yield from reader
     except pd.errors.EmptyDataError:
@@ -216,8 +229,10 @@ def _parse_csv(path: Path, delimiter: str, encoding: str, chunk_rows: int) -> It
 def _refuse_unsplit_header(path: Path, frame: pd.DataFrame) -> None:
     """A single column whose name still holds a delimiter means the split went wrong."""
     if len(frame.columns) == 1 and any(d in str(frame.columns[0]) for d in DELIMITERS):
-        raise InputError(f"{path}: could not split the header into columns with any of "
-                         f"comma, semicolon, tab or pipe (header: {str(frame.columns[0])[:80]!r})")
+        raise InputError(
+            f"{path}: could not split the header into columns with any of "
+            f"comma, semicolon, tab or pipe (header: {str(frame.columns[0])[:80]!r})"
+        )
 
 
 def _with_row_numbers(frame: pd.DataFrame, offset: int = 0) -> pd.DataFrame:
@@ -228,5 +243,13 @@ def _with_row_numbers(frame: pd.DataFrame, offset: int = 0) -> pd.DataFrame:
     return frame
 
 
-__all__ = ["CHUNK_ROWS", "EXTENSIONS", "ROW", "RawTable", "find_file", "looked_for", "read_export_file",
-           "sniff_delimiter"]
+__all__ = [
+    "CHUNK_ROWS",
+    "EXTENSIONS",
+    "ROW",
+    "RawTable",
+    "find_file",
+    "looked_for",
+    "read_export_file",
+    "sniff_delimiter",
+]

@@ -96,8 +96,7 @@ def hash_user_ids(values: pd.Series) -> pd.Series:
     Hashes each distinct id once (there are far fewer users than events).
     """
     codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
-    digests = np.array([hashlib.sha256(str(u).encode()).hexdigest()[:USER_HASH_CHARS] for u in uniques],
-                       dtype=object)
+    digests = np.array([hashlib.sha256(str(u).encode()).hexdigest()[:USER_HASH_CHARS] for u in uniques], dtype=object)
     present = codes >= 0
     hashed = np.where(present, digests[np.where(present, codes, 0)] if len(digests) else None, None)
     return pd.Series(hashed, index=values.index, dtype="string")
@@ -189,7 +188,9 @@ def parse_dates(values: pd.Series, fmt: str = "auto") -> Parsed:
     """
     none = pd.Series(False, index=values.index)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return Parsed(values.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize().astype("datetime64[ns]"), none, none)
+        return Parsed(
+            values.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize().astype("datetime64[ns]"), none, none
+        )
     if pd.api.types.is_datetime64_dtype(values):
         return Parsed(values.dt.normalize().astype("datetime64[ns]"), none, none)
     text = values.astype("string").str.strip()
@@ -262,8 +263,9 @@ def schema_failures(frame: pd.DataFrame, schema: pa.DataFrameSchema, where: str)
         whole = cases[cases["index"].isna()]
         if len(whole):
             first = whole.iloc[0]
-            raise InputError(f"{where}: column '{first['column']}' fails {first['check']} "
-                             f"({first['failure_case']})") from None
-        reasons = ("failed check " + by_row["check"].astype(str) + " on " + by_row["column"].astype(str))
+            raise InputError(
+                f"{where}: column '{first['column']}' fails {first['check']} ({first['failure_case']})"
+            ) from None
+        reasons = "failed check " + by_row["check"].astype(str) + " on " + by_row["column"].astype(str)
         return pd.Series(reasons.to_numpy(), index=by_row["index"].to_numpy()).groupby(level=0).first()
     return pd.Series(dtype="object")

@@ -28,9 +28,11 @@ class TableReport:
         """Every row read is kept, rejected or filtered: none vanishes."""
         accounted = self.rows_kept + sum(self.rows_rejected.values()) + sum(self.rows_filtered.values())
         if accounted != self.rows_read:
-            raise AssertionError(f"{self.table}: read {self.rows_read} rows but accounted for {accounted} "
-                                 f"(kept {self.rows_kept}, rejected {dict(self.rows_rejected)}, "
-                                 f"filtered {dict(self.rows_filtered)})")
+            raise AssertionError(
+                f"{self.table}: read {self.rows_read} rows but accounted for {accounted} "
+                f"(kept {self.rows_kept}, rejected {dict(self.rows_rejected)}, "
+                f"filtered {dict(self.rows_filtered)})"
+            )
 
     def to_dict(self) -> dict:
         return {
@@ -45,13 +47,16 @@ class TableReport:
 
     def summary_line(self) -> str:
         """One log line; reasons are counts, never values (values may be personal data)."""
+
         def fmt(counter: Counter) -> str:
             return ", ".join(f"{k}: {v}" for k, v in sorted(counter.items())) or "none"
 
-        return (f"{self.table}: read {self.rows_read}, kept {self.rows_kept}, "
-                f"rejected {sum(self.rows_rejected.values())} ({fmt(self.rows_rejected)}), "
-                f"filtered {sum(self.rows_filtered.values())} ({fmt(self.rows_filtered)}), "
-                f"repaired ({fmt(self.rows_repaired)})")
+        return (
+            f"{self.table}: read {self.rows_read}, kept {self.rows_kept}, "
+            f"rejected {sum(self.rows_rejected.values())} ({fmt(self.rows_rejected)}), "
+            f"filtered {sum(self.rows_filtered.values())} ({fmt(self.rows_filtered)}), "
+            f"repaired ({fmt(self.rows_repaired)})"
+        )
 
 
 @dataclass

@@ -33,8 +33,14 @@ FORMATS = ("salesforce", "hubspot")
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 MEETING_TITLES: dict[str, tuple[str, ...]] = {
-    "qbr": ("{quarter} Business Review", "QBR", "Executive Business Review", "EBR", "Quarterly review",
-            "Revue trimestrielle"),
+    "qbr": (
+        "{quarter} Business Review",
+        "QBR",
+        "Executive Business Review",
+        "EBR",
+        "Quarterly review",
+        "Revue trimestrielle",
+    ),
     "onboarding": ("Onboarding", "Kickoff", "Onboarding session"),
     "training": ("Training", "Webinar: new dashboards", "Admin training"),
     "call": ("Weekly sync", "Check-in", "Call", "Support call"),
@@ -85,9 +91,11 @@ def _write_csv(frame: pd.DataFrame, path: Path, gz: bool) -> None:
     if not gz:
         frame.to_csv(path, index=False)
         return
-    with (open(path, "wb") as raw,
-          gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as sink,
-          io.TextIOWrapper(sink, encoding="utf-8", newline="") as text):
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as sink,
+        io.TextIOWrapper(sink, encoding="utf-8", newline="") as text,
+    ):
         frame.to_csv(text, index=False)
 
 
@@ -166,133 +174,206 @@ def meeting_titles(kinds: pd.Series, ids: pd.Series, start: pd.Series) -> pd.Ser
 
 
 def _sf_accounts(f: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "Id": f["account_id"], "Name": f["account_name"], "CreatedDate": _sf_date(f["created_date"]),
-        "OwnerId": f["owner"], "BillingCountry": f["country"], "Industry": f["industry"],
-        "Region__c": f["region"], "Segment__c": f["segment"], "Timezone__c": f["timezone"],
-    })
+    return pd.DataFrame(
+        {
+            "Id": f["account_id"],
+            "Name": f["account_name"],
+            "CreatedDate": _sf_date(f["created_date"]),
+            "OwnerId": f["owner"],
+            "BillingCountry": f["country"],
+            "Industry": f["industry"],
+            "Region__c": f["region"],
+            "Segment__c": f["segment"],
+            "Timezone__c": f["timezone"],
+        }
+    )
 
 
 def _sf_contracts(f: pd.DataFrame) -> pd.DataFrame:
     status = {"active": "Activated", "ended": "Expired", "cancelled": "Terminated"}
-    return pd.DataFrame({
-        "Id": f["contract_id"], "AccountId": f["account_id"], "StartDate": f["start_date"],
-        "EndDate": f["end_date"], "Status": _mapped(f["status"], status), "ARR__c": f["arr"],
-        "Seats__c": f["seats"], "Cancel_Date__c": f["cancel_date"],
-    })
+    return pd.DataFrame(
+        {
+            "Id": f["contract_id"],
+            "AccountId": f["account_id"],
+            "StartDate": f["start_date"],
+            "EndDate": f["end_date"],
+            "Status": _mapped(f["status"], status),
+            "ARR__c": f["arr"],
+            "Seats__c": f["seats"],
+            "Cancel_Date__c": f["cancel_date"],
+        }
+    )
 
 
 def _sf_emails(f: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "Id": f["email_id"], "ParentId": pd.NA, "RelatedToId": f["account_id"],
-        "Incoming": _mapped(f["direction"], {"inbound": "true", "outbound": "false"}),
-        "MessageDate": _reformat(f["sent_at"], _salesforce_datetime), "ThreadIdentifier": f["thread_id"],
-        "Subject": "Follow-up",
-    })
+    return pd.DataFrame(
+        {
+            "Id": f["email_id"],
+            "ParentId": pd.NA,
+            "RelatedToId": f["account_id"],
+            "Incoming": _mapped(f["direction"], {"inbound": "true", "outbound": "false"}),
+            "MessageDate": _reformat(f["sent_at"], _salesforce_datetime),
+            "ThreadIdentifier": f["thread_id"],
+            "Subject": "Follow-up",
+        }
+    )
 
 
 def _sf_meetings(f: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "Id": f["meeting_id"], "AccountId": f["account_id"],
-        "StartDateTime": _reformat(f["start_at"], _salesforce_datetime),
-        "Subject": meeting_titles(f["meeting_type"], f["meeting_id"], f["start_at"]), "Type": "Meeting",
-    })
+    return pd.DataFrame(
+        {
+            "Id": f["meeting_id"],
+            "AccountId": f["account_id"],
+            "StartDateTime": _reformat(f["start_at"], _salesforce_datetime),
+            "Subject": meeting_titles(f["meeting_type"], f["meeting_id"], f["start_at"]),
+            "Type": "Meeting",
+        }
+    )
 
 
 def _sf_tickets(f: pd.DataFrame) -> pd.DataFrame:
     priority = {"low": "Low", "normal": "Medium", "high": "High", "urgent": "Critical"}
-    return pd.DataFrame({
-        "Id": f["ticket_id"], "AccountId": f["account_id"],
-        "CreatedDate": _reformat(f["created_at"], _salesforce_datetime),
-        "ClosedDate": _reformat(f["closed_at"], _salesforce_datetime),
-        "First_Response__c": _reformat(f["first_response_at"], _salesforce_datetime),
-        "Priority": _mapped(f["priority"], priority),
-        "Status": pd.Series("Closed", index=f.index).where(f["closed_at"].notna(), "Open"),
-        "IsEscalated": f["is_escalated"], "CSAT__c": f["csat"],
-    })
+    return pd.DataFrame(
+        {
+            "Id": f["ticket_id"],
+            "AccountId": f["account_id"],
+            "CreatedDate": _reformat(f["created_at"], _salesforce_datetime),
+            "ClosedDate": _reformat(f["closed_at"], _salesforce_datetime),
+            "First_Response__c": _reformat(f["first_response_at"], _salesforce_datetime),
+            "Priority": _mapped(f["priority"], priority),
+            "Status": pd.Series("Closed", index=f.index).where(f["closed_at"].notna(), "Open"),
+            "IsEscalated": f["is_escalated"],
+            "CSAT__c": f["csat"],
+        }
+    )
 
 
 def _sf_usage(f: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "userId": f["user_id"].astype("string"), "event": f["feature"].astype("string"),
-        "timestamp": _reformat(f["event_at"], _iso_z), "context.groupId": f["account_id"].astype("string"),
-        "properties.count": f["event_count"].astype("string"),
-    })
+    return pd.DataFrame(
+        {
+            "userId": f["user_id"].astype("string"),
+            "event": f["feature"].astype("string"),
+            "timestamp": _reformat(f["event_at"], _iso_z),
+            "context.groupId": f["account_id"].astype("string"),
+            "properties.count": f["event_count"].astype("string"),
+        }
+    )
 
 
 def _sf_surveys(f: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "Id": f["survey_id"], "Account__c": f["account_id"],
-        "Sent_Date__c": _reformat(f["sent_at"], _salesforce_datetime),
-        "Type__c": _mapped(f["survey_type"], {"nps": "NPS", "csat": "CSAT"}),
-        "Response_Date__c": _reformat(f["responded_at"], _salesforce_datetime), "Score__c": f["score"],
-    })
+    return pd.DataFrame(
+        {
+            "Id": f["survey_id"],
+            "Account__c": f["account_id"],
+            "Sent_Date__c": _reformat(f["sent_at"], _salesforce_datetime),
+            "Type__c": _mapped(f["survey_type"], {"nps": "NPS", "csat": "CSAT"}),
+            "Response_Date__c": _reformat(f["responded_at"], _salesforce_datetime),
+            "Score__c": f["score"],
+        }
+    )
 
 
 # --- HubSpot ------------------------------------------------------------------------------
 
 
 def _hs_accounts(f: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "hs_object_id": f["account_id"], "name": f["account_name"], "createdate": _epoch_date(f["created_date"]),
-        "country": f["country"], "hubspot_owner_id": f["owner"], "industry": f["industry"],
-        "region": f["region"], "segment": f["segment"], "timezone": f["timezone"],
-    })
+    return pd.DataFrame(
+        {
+            "hs_object_id": f["account_id"],
+            "name": f["account_name"],
+            "createdate": _epoch_date(f["created_date"]),
+            "country": f["country"],
+            "hubspot_owner_id": f["owner"],
+            "industry": f["industry"],
+            "region": f["region"],
+            "segment": f["segment"],
+            "timezone": f["timezone"],
+        }
+    )
 
 
 def _hs_contracts(f: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "hs_object_id": f["contract_id"], "dealname": "Subscription", "dealstage": "closedwon",
-        "amount": f["arr"], "closedate": f["start_date"], "contract_end_date": f["end_date"],
-        "seats": f["seats"], "contract_status": f["status"], "cancel_date": f["cancel_date"],
-        "associatedcompanyid": f["account_id"],
-    })
+    return pd.DataFrame(
+        {
+            "hs_object_id": f["contract_id"],
+            "dealname": "Subscription",
+            "dealstage": "closedwon",
+            "amount": f["arr"],
+            "closedate": f["start_date"],
+            "contract_end_date": f["end_date"],
+            "seats": f["seats"],
+            "contract_status": f["status"],
+            "cancel_date": f["cancel_date"],
+            "associatedcompanyid": f["account_id"],
+        }
+    )
 
 
 def _hs_emails(f: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "hs_object_id": f["email_id"], "hs_timestamp": _reformat(f["sent_at"], _epoch_ms),
-        "hs_email_direction": _mapped(f["direction"], {"inbound": "INCOMING_EMAIL", "outbound": "EMAIL"}),
-        "hs_email_status": "SENT", "hs_email_thread_id": f["thread_id"], "hs_email_subject": "Follow-up",
-        "associatedcompanyid": f["account_id"],
-    })
+    return pd.DataFrame(
+        {
+            "hs_object_id": f["email_id"],
+            "hs_timestamp": _reformat(f["sent_at"], _epoch_ms),
+            "hs_email_direction": _mapped(f["direction"], {"inbound": "INCOMING_EMAIL", "outbound": "EMAIL"}),
+            "hs_email_status": "SENT",
+            "hs_email_thread_id": f["thread_id"],
+            "hs_email_subject": "Follow-up",
+            "associatedcompanyid": f["account_id"],
+        }
+    )
 
 
 def _hs_meetings(f: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "hs_object_id": f["meeting_id"], "hs_meeting_start_time": _reformat(f["start_at"], _epoch_ms),
-        "hs_meeting_title": meeting_titles(f["meeting_type"], f["meeting_id"], f["start_at"]),
-        "associatedcompanyid": f["account_id"],
-    })
+    return pd.DataFrame(
+        {
+            "hs_object_id": f["meeting_id"],
+            "hs_meeting_start_time": _reformat(f["start_at"], _epoch_ms),
+            "hs_meeting_title": meeting_titles(f["meeting_type"], f["meeting_id"], f["start_at"]),
+            "associatedcompanyid": f["account_id"],
+        }
+    )
 
 
 def _hs_tickets(f: pd.DataFrame) -> pd.DataFrame:
     priority = {"low": "LOW", "normal": "MEDIUM", "high": "HIGH", "urgent": "URGENT"}
-    return pd.DataFrame({
-        "hs_object_id": f["ticket_id"], "createdate": _reformat(f["created_at"], _epoch_ms),
-        "hs_ticket_priority": _mapped(f["priority"], priority), "closed_date": _reformat(f["closed_at"], _iso_z),
-        "hs_first_agent_reply_date": _reformat(f["first_response_at"], _iso_z),
-        "is_escalated": f["is_escalated"], "csat": f["csat"], "associatedcompanyid": f["account_id"],
-    })
+    return pd.DataFrame(
+        {
+            "hs_object_id": f["ticket_id"],
+            "createdate": _reformat(f["created_at"], _epoch_ms),
+            "hs_ticket_priority": _mapped(f["priority"], priority),
+            "closed_date": _reformat(f["closed_at"], _iso_z),
+            "hs_first_agent_reply_date": _reformat(f["first_response_at"], _iso_z),
+            "is_escalated": f["is_escalated"],
+            "csat": f["csat"],
+            "associatedcompanyid": f["account_id"],
+        }
+    )
 
 
 def _hs_usage(f: pd.DataFrame) -> pd.DataFrame:
     account = f["account_id"].astype("string")
-    return pd.DataFrame({
-        "event_type": f["feature"].astype("string"), "user_id": f["user_id"].astype("string"),
-        "event_time": _reformat(f["event_at"], _amplitude_time),
-        "groups": ('{"company_id": "' + account + '"}').fillna("{}"),
-        "event_count": f["event_count"].astype("string"),
-    })
+    return pd.DataFrame(
+        {
+            "event_type": f["feature"].astype("string"),
+            "user_id": f["user_id"].astype("string"),
+            "event_time": _reformat(f["event_at"], _amplitude_time),
+            "groups": ('{"company_id": "' + account + '"}').fillna("{}"),
+            "event_count": f["event_count"].astype("string"),
+        }
+    )
 
 
 def _hs_surveys(f: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "hs_object_id": f["survey_id"], "hs_createdate": _reformat(f["sent_at"], _epoch_ms),
-        "hs_survey_type": _mapped(f["survey_type"], {"nps": "NPS", "csat": "CSAT"}),
-        "hs_submission_timestamp": _reformat(f["responded_at"], _epoch_ms), "hs_response_value": f["score"],
-        "associatedcompanyid": f["account_id"],
-    })
+    return pd.DataFrame(
+        {
+            "hs_object_id": f["survey_id"],
+            "hs_createdate": _reformat(f["sent_at"], _epoch_ms),
+            "hs_survey_type": _mapped(f["survey_type"], {"nps": "NPS", "csat": "CSAT"}),
+            "hs_submission_timestamp": _reformat(f["responded_at"], _epoch_ms),
+            "hs_response_value": f["score"],
+            "associatedcompanyid": f["account_id"],
+        }
+    )
 
 
 _SALESFORCE = {

@@ -43,18 +43,22 @@ def contracts(*rows: dict) -> pd.DataFrame:
 
 def emails(*rows: tuple) -> pd.DataFrame:
     """Rows as (account_id, thread_id, sent_at UTC, direction)."""
-    return table("emails", [
-        {"email_id": f"e{i}", "account_id": a, "thread_id": t, "sent_at": ts, "direction": d}
-        for i, (a, t, ts, d) in enumerate(rows)
-    ])
+    return table(
+        "emails",
+        [
+            {"email_id": f"e{i}", "account_id": a, "thread_id": t, "sent_at": ts, "direction": d}
+            for i, (a, t, ts, d) in enumerate(rows)
+        ],
+    )
 
 
 def _utc(seconds: "np.ndarray", start: pd.Timestamp) -> pd.Series:
     return pd.Series(start.tz_localize("UTC") + pd.to_timedelta(seconds, unit="s")).astype("datetime64[ns, UTC]")
 
 
-def random_export(n_accounts: int = 8, seed: int = 0, start: str = "2024-01-01", days: int = 540,
-                  usage_per_day: float = 2.0) -> dict[str, pd.DataFrame]:
+def random_export(
+    n_accounts: int = 8, seed: int = 0, start: str = "2024-01-01", days: int = 540, usage_per_day: float = 2.0
+) -> dict[str, pd.DataFrame]:
     """A random but well-formed canonical export (all seven tables), for leakage tests and timing.
 
     Contracts chain renewals with random gaps (some within the grace period, some beyond),
@@ -65,18 +69,21 @@ def random_export(n_accounts: int = 8, seed: int = 0, start: str = "2024-01-01",
     span = days * 86400
     ids = np.array([f"a{i:05d}" for i in range(n_accounts)])
 
-    acc = pd.DataFrame({
-        "account_id": pd.Series(ids, dtype="string"),
-        "account_name": pd.Series([None] * n_accounts, dtype="string"),
-        "owner": pd.Series([None] * n_accounts, dtype="string"),
-        "created_date": pd.Series([t0] * n_accounts, dtype="datetime64[ns]"),
-        "region": pd.Series(rng.choice(["NA", "EMEA", "APAC"], n_accounts), dtype="string"),
-        "country": pd.Series([None] * n_accounts, dtype="string"),
-        "segment": pd.Series(rng.choice(["SMB", "Enterprise"], n_accounts), dtype="string"),
-        "industry": pd.Series([None] * n_accounts, dtype="string"),
-        "timezone": pd.Series(rng.choice(["America/New_York", "Europe/Paris", "Asia/Tokyo", "UTC"], n_accounts),
-                              dtype="string"),
-    })
+    acc = pd.DataFrame(
+        {
+            "account_id": pd.Series(ids, dtype="string"),
+            "account_name": pd.Series([None] * n_accounts, dtype="string"),
+            "owner": pd.Series([None] * n_accounts, dtype="string"),
+            "created_date": pd.Series([t0] * n_accounts, dtype="datetime64[ns]"),
+            "region": pd.Series(rng.choice(["NA", "EMEA", "APAC"], n_accounts), dtype="string"),
+            "country": pd.Series([None] * n_accounts, dtype="string"),
+            "segment": pd.Series(rng.choice(["SMB", "Enterprise"], n_accounts), dtype="string"),
+            "industry": pd.Series([None] * n_accounts, dtype="string"),
+            "timezone": pd.Series(
+                rng.choice(["America/New_York", "Europe/Paris", "Asia/Tokyo", "UTC"], n_accounts), dtype="string"
+            ),
+        }
+    )
 
     rows = []
     for a in ids:
@@ -86,20 +93,35 @@ def random_export(n_accounts: int = 8, seed: int = 0, start: str = "2024-01-01",
             length = int(rng.choice([180, 365]))
             end = begin + pd.Timedelta(days=length)
             cancel = begin + pd.Timedelta(days=int(rng.integers(30, length))) if rng.random() < 0.15 else pd.NaT
-            rows.append({"contract_id": f"{a}-k{k}", "account_id": a, "start_date": begin, "end_date": end,
-                         "arr": arr, "seats": seats, "status": "cancelled" if pd.notna(cancel) else "ended",
-                         "cancel_date": cancel})
+            rows.append(
+                {
+                    "contract_id": f"{a}-k{k}",
+                    "account_id": a,
+                    "start_date": begin,
+                    "end_date": end,
+                    "arr": arr,
+                    "seats": seats,
+                    "status": "cancelled" if pd.notna(cancel) else "ended",
+                    "cancel_date": cancel,
+                }
+            )
             begin = end + pd.Timedelta(days=int(rng.choice([0, 1, 10, 45, 90])))
             arr *= float(rng.choice([0.8, 1.0, 1.2]))
             seats += int(rng.integers(-3, 4))
             seats = max(seats, 0)
     con = pd.DataFrame(rows)
-    con = pd.DataFrame({
-        "contract_id": con["contract_id"].astype("string"), "account_id": con["account_id"].astype("string"),
-        "start_date": con["start_date"].astype("datetime64[ns]"), "end_date": con["end_date"].astype("datetime64[ns]"),
-        "arr": con["arr"].astype("float64"), "seats": con["seats"].astype("Int64"),
-        "status": con["status"].astype("string"), "cancel_date": con["cancel_date"].astype("datetime64[ns]"),
-    })
+    con = pd.DataFrame(
+        {
+            "contract_id": con["contract_id"].astype("string"),
+            "account_id": con["account_id"].astype("string"),
+            "start_date": con["start_date"].astype("datetime64[ns]"),
+            "end_date": con["end_date"].astype("datetime64[ns]"),
+            "arr": con["arr"].astype("float64"),
+            "seats": con["seats"].astype("Int64"),
+            "status": con["status"].astype("string"),
+            "cancel_date": con["cancel_date"].astype("datetime64[ns]"),
+        }
+    )
 
     # e-mail threads: 1-4 messages, first one inbound 70% of the time, then alternating
     n_threads = n_accounts * max(days // 10, 1)
@@ -114,47 +136,57 @@ def random_export(n_accounts: int = 8, seed: int = 0, start: str = "2024-01-01",
     inbound = (position % 2 == 0) == first_inbound[thread_of]
     sent = thread_start[thread_of] + offsets
     keep = sent < span
-    em = pd.DataFrame({
-        "email_id": pd.Series([f"e{i}" for i in range(keep.sum())], dtype="string"),
-        "account_id": pd.Series(ids[thread_account[thread_of]][keep], dtype="string"),
-        "thread_id": pd.Series([f"t{i}" for i in thread_of[keep]], dtype="string"),
-        "sent_at": _utc(sent[keep].round(), t0),
-        "direction": pd.Series(np.where(inbound, "inbound", "outbound")[keep], dtype="string"),
-    })
+    em = pd.DataFrame(
+        {
+            "email_id": pd.Series([f"e{i}" for i in range(keep.sum())], dtype="string"),
+            "account_id": pd.Series(ids[thread_account[thread_of]][keep], dtype="string"),
+            "thread_id": pd.Series([f"t{i}" for i in thread_of[keep]], dtype="string"),
+            "sent_at": _utc(sent[keep].round(), t0),
+            "direction": pd.Series(np.where(inbound, "inbound", "outbound")[keep], dtype="string"),
+        }
+    )
 
     n_meet = n_accounts * max(days // 30, 1)
-    meet = pd.DataFrame({
-        "meeting_id": pd.Series([f"m{i}" for i in range(n_meet)], dtype="string"),
-        "account_id": pd.Series(ids[rng.integers(0, n_accounts, n_meet)], dtype="string"),
-        "start_at": _utc(rng.uniform(0, span, n_meet).round(), t0),
-        "meeting_type": pd.Series(rng.choice(["qbr", "onboarding", "training", "call", "other"], n_meet,
-                                             p=[0.3, 0.1, 0.1, 0.4, 0.1]), dtype="string"),
-    })
+    meet = pd.DataFrame(
+        {
+            "meeting_id": pd.Series([f"m{i}" for i in range(n_meet)], dtype="string"),
+            "account_id": pd.Series(ids[rng.integers(0, n_accounts, n_meet)], dtype="string"),
+            "start_at": _utc(rng.uniform(0, span, n_meet).round(), t0),
+            "meeting_type": pd.Series(
+                rng.choice(["qbr", "onboarding", "training", "call", "other"], n_meet, p=[0.3, 0.1, 0.1, 0.4, 0.1]),
+                dtype="string",
+            ),
+        }
+    )
 
     n_tk = n_accounts * max(days // 20, 1)
     created = rng.uniform(0, span, n_tk).round()
     first = created + rng.exponential(10 * 3600, n_tk).round()
     closed = first + rng.exponential(4 * 86400, n_tk).round()
-    tk = pd.DataFrame({
-        "ticket_id": pd.Series([f"k{i}" for i in range(n_tk)], dtype="string"),
-        "account_id": pd.Series(ids[rng.integers(0, n_accounts, n_tk)], dtype="string"),
-        "created_at": _utc(created, t0),
-        "first_response_at": _utc(first, t0).where(rng.random(n_tk) < 0.9),
-        "closed_at": _utc(closed, t0).where(rng.random(n_tk) < 0.85),
-        "priority": pd.Series(rng.choice(["low", "normal", "high", "urgent"], n_tk), dtype="string"),
-        "is_escalated": pd.Series(rng.random(n_tk) < 0.1, dtype="boolean"),
-        "csat": pd.Series(np.where(rng.random(n_tk) < 0.5, rng.integers(1, 6, n_tk), np.nan), dtype="float64"),
-    })
+    tk = pd.DataFrame(
+        {
+            "ticket_id": pd.Series([f"k{i}" for i in range(n_tk)], dtype="string"),
+            "account_id": pd.Series(ids[rng.integers(0, n_accounts, n_tk)], dtype="string"),
+            "created_at": _utc(created, t0),
+            "first_response_at": _utc(first, t0).where(rng.random(n_tk) < 0.9),
+            "closed_at": _utc(closed, t0).where(rng.random(n_tk) < 0.85),
+            "priority": pd.Series(rng.choice(["low", "normal", "high", "urgent"], n_tk), dtype="string"),
+            "is_escalated": pd.Series(rng.random(n_tk) < 0.1, dtype="boolean"),
+            "csat": pd.Series(np.where(rng.random(n_tk) < 0.5, rng.integers(1, 6, n_tk), np.nan), dtype="float64"),
+        }
+    )
     tk.loc[tk["closed_at"].isna(), "csat"] = np.nan
 
     n_use = int(n_accounts * days * usage_per_day)
-    use = pd.DataFrame({
-        "account_id": pd.Series(ids[rng.integers(0, n_accounts, n_use)], dtype="string"),
-        "user_id": pd.Series(np.char.add("u", rng.integers(0, 30, n_use).astype(str)), dtype="string"),
-        "feature": pd.Series(np.char.add("f", rng.zipf(1.6, n_use).clip(max=40).astype(str)), dtype="string"),
-        "event_at": _utc(rng.uniform(0, span, n_use).round(), t0),
-        "event_count": pd.Series(rng.integers(1, 5, n_use), dtype="Int64"),
-    })
+    use = pd.DataFrame(
+        {
+            "account_id": pd.Series(ids[rng.integers(0, n_accounts, n_use)], dtype="string"),
+            "user_id": pd.Series(np.char.add("u", rng.integers(0, 30, n_use).astype(str)), dtype="string"),
+            "feature": pd.Series(np.char.add("f", rng.zipf(1.6, n_use).clip(max=40).astype(str)), dtype="string"),
+            "event_at": _utc(rng.uniform(0, span, n_use).round(), t0),
+            "event_count": pd.Series(rng.integers(1, 5, n_use), dtype="Int64"),
+        }
+    )
     use["user_id"] = (use["account_id"] + "-" + use["user_id"]).astype("string")
 
     n_sv = n_accounts * max(days // 60, 1)
@@ -162,13 +194,22 @@ def random_export(n_accounts: int = 8, seed: int = 0, start: str = "2024-01-01",
     kind = rng.choice(["nps", "csat"], n_sv)
     answered = rng.random(n_sv) < 0.6
     score = np.where(kind == "nps", rng.integers(0, 11, n_sv), rng.integers(1, 6, n_sv)).astype(float)
-    sv = pd.DataFrame({
-        "survey_id": pd.Series([f"s{i}" for i in range(n_sv)], dtype="string"),
-        "account_id": pd.Series(ids[rng.integers(0, n_accounts, n_sv)], dtype="string"),
-        "sent_at": _utc(sent_sv, t0),
-        "survey_type": pd.Series(kind, dtype="string"),
-        "responded_at": _utc(sent_sv + rng.exponential(3 * 86400, n_sv).round(), t0).where(answered),
-        "score": pd.Series(np.where(answered, score, np.nan), dtype="float64"),
-    })
-    return {"accounts": acc, "contracts": con, "emails": em, "meetings": meet, "tickets": tk,
-            "usage_events": use, "surveys": sv}
+    sv = pd.DataFrame(
+        {
+            "survey_id": pd.Series([f"s{i}" for i in range(n_sv)], dtype="string"),
+            "account_id": pd.Series(ids[rng.integers(0, n_accounts, n_sv)], dtype="string"),
+            "sent_at": _utc(sent_sv, t0),
+            "survey_type": pd.Series(kind, dtype="string"),
+            "responded_at": _utc(sent_sv + rng.exponential(3 * 86400, n_sv).round(), t0).where(answered),
+            "score": pd.Series(np.where(answered, score, np.nan), dtype="float64"),
+        }
+    )
+    return {
+        "accounts": acc,
+        "contracts": con,
+        "emails": em,
+        "meetings": meet,
+        "tickets": tk,
+        "usage_events": use,
+        "surveys": sv,
+    }

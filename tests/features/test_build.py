@@ -2,14 +2,19 @@ import json
 
 import pandas as pd
 import pytest
-
 from canonical_frames import random_export
+
 from features.build import all_specs, build_features
 from features.catalogue import catalogue_from_json
 from features.errors import InputError
 
-PARAMS = {"first_snapshot": "2024-03-04", "frequency_days": 7, "horizon_days": 90, "grace_days": 30,
-          "business_hours": [9, 18]}
+PARAMS = {
+    "first_snapshot": "2024-03-04",
+    "frequency_days": 7,
+    "horizon_days": 90,
+    "grace_days": 30,
+    "business_hours": [9, 18],
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +45,7 @@ def test_absent_optional_tables_drop_their_families(export):
     tables = {k: v for k, v in export.items() if k not in ("emails", "usage_events")}
     frame, doc = build_features(tables, ["2024-09-02"], PARAMS)
     assert set(doc["dropped_families"]) == {"responsiveness", "adoption"}
-    assert "proactive_touch_count_90d" in doc["dropped_features"]     # support keeps its ticket features
+    assert "proactive_touch_count_90d" in doc["dropped_features"]  # support keeps its ticket features
     assert not any(c.startswith("reply_") or c.startswith("usage_") for c in frame.columns)
     assert "ticket_open_count" in frame.columns
 

@@ -1,10 +1,10 @@
 """Point-in-time guarantees on random exports: features never see the future, labels match a brute force."""
 
-import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from canonical_frames import random_export
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from features.build import build_features
 from features.snapshots import build_grid, export_last_date, snapshot_dates
 
@@ -48,8 +48,7 @@ def assert_same_features(full: pd.DataFrame, past: pd.DataFrame) -> None:
     common = full.index.intersection(past.index)
     columns = [c for c in full.columns if c in past.columns]
     assert len(common) > 0 and len(columns) >= len(past.columns)
-    pd.testing.assert_frame_equal(full.loc[common, columns], past.loc[common, columns],
-                                  check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(full.loc[common, columns], past.loc[common, columns], check_exact=False, rtol=1e-9)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -115,7 +114,11 @@ def test_labels_match_a_brute_force_reference(seed, grace, horizon):
     last = export_last_date(tables)
     dates = snapshot_dates("2024-01-01", last, 7)
     grid = build_grid(tables["contracts"], dates, horizon, grace, last)
-    got = {(r.account_id, r.snapshot_date): (None if pd.isna(r.label) else int(r.label),
-                                             None if pd.isna(r.churn_date) else r.churn_date)
-           for r in grid.itertuples()}
+    got = {
+        (r.account_id, r.snapshot_date): (
+            None if pd.isna(r.label) else int(r.label),
+            None if pd.isna(r.churn_date) else r.churn_date,
+        )
+        for r in grid.itertuples()
+    }
     assert got == brute_force_labels(tables["contracts"], dates, horizon, grace, last)

@@ -4,30 +4,33 @@ import pytest
 from features.meetings_titles import classify_meeting_title
 
 
-@pytest.mark.parametrize(("title", "kind"), [
-    ("QBR", "qbr"),
-    ("Q3 Business Review", "qbr"),
-    ("q1 business review - Acme", "qbr"),
-    ("EBR", "qbr"),
-    ("Executive Business Review", "qbr"),
-    ("Revue trimestrielle", "qbr"),
-    ("Quarterly review", "qbr"),
-    ("QBR prep call", "qbr"),
-    ("Onboarding", "onboarding"),
-    ("Kickoff", "onboarding"),
-    ("Kick-off Bistro", "onboarding"),
-    ("Onboarding call", "onboarding"),
-    ("Training", "training"),
-    ("Webinar: new dashboards", "training"),
-    ("Call", "call"),
-    ("Weekly sync", "call"),
-    ("Check-in", "call"),
-    ("check in with Hans", "call"),
-    ("Lunch with Hans", "other"),
-    ("Product roadmap", "other"),
-    ("Ebro river trip", "other"),  # "ebr" inside a word is not an EBR
-    ("Recall of invoices", "other"),  # nor "call" inside a word
-])
+@pytest.mark.parametrize(
+    ("title", "kind"),
+    [
+        ("QBR", "qbr"),
+        ("Q3 Business Review", "qbr"),
+        ("q1 business review - Acme", "qbr"),
+        ("EBR", "qbr"),
+        ("Executive Business Review", "qbr"),
+        ("Revue trimestrielle", "qbr"),
+        ("Quarterly review", "qbr"),
+        ("QBR prep call", "qbr"),
+        ("Onboarding", "onboarding"),
+        ("Kickoff", "onboarding"),
+        ("Kick-off Bistro", "onboarding"),
+        ("Onboarding call", "onboarding"),
+        ("Training", "training"),
+        ("Webinar: new dashboards", "training"),
+        ("Call", "call"),
+        ("Weekly sync", "call"),
+        ("Check-in", "call"),
+        ("check in with Hans", "call"),
+        ("Lunch with Hans", "other"),
+        ("Product roadmap", "other"),
+        ("Ebro river trip", "other"),  # "ebr" inside a word is not an EBR
+        ("Recall of invoices", "other"),  # nor "call" inside a word
+    ],
+)
 def test_titles_map_to_their_meeting_type(title, kind):
     assert classify_meeting_title(pd.Series([title])).iloc[0] == kind
 

@@ -15,11 +15,18 @@ def test_empty_tables_validate_against_their_schema(name):
 
 
 def test_contract_schema_rejects_negative_arr_and_unknown_status():
-    frame = pd.DataFrame({
-        "contract_id": ["c1", "c2"], "account_id": ["a1", "a1"],
-        "start_date": ["2025-01-01", "2026-01-01"], "end_date": ["2025-12-31", "2026-12-31"],
-        "arr": [-5.0, 100.0], "seats": [10, 10], "status": ["ended", "paused"], "cancel_date": [None, None],
-    })
+    frame = pd.DataFrame(
+        {
+            "contract_id": ["c1", "c2"],
+            "account_id": ["a1", "a1"],
+            "start_date": ["2025-01-01", "2026-01-01"],
+            "end_date": ["2025-12-31", "2026-12-31"],
+            "arr": [-5.0, 100.0],
+            "seats": [10, 10],
+            "status": ["ended", "paused"],
+            "cancel_date": [None, None],
+        }
+    )
     with pytest.raises(pandera.errors.SchemaErrors) as err:
         SCHEMAS["contracts"].validate(frame, lazy=True)
     failed = set(err.value.failure_cases["column"])

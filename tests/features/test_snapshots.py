@@ -1,12 +1,13 @@
 import pandas as pd
 import pytest
-
 from canonical_frames import accounts, contracts, emails
+
 from features.snapshots import build_grid, export_last_date, normalise_dates, snapshot_dates
 
 LAST = pd.Timestamp("2025-09-30")
-DATES = normalise_dates(["2025-01-01", "2025-02-03", "2025-04-15", "2025-04-16", "2025-05-01",
-                         "2025-07-05", "2025-07-11", "2025-07-12"])
+DATES = normalise_dates(
+    ["2025-01-01", "2025-02-03", "2025-04-15", "2025-04-16", "2025-05-01", "2025-07-05", "2025-07-11", "2025-07-12"]
+)
 
 
 @pytest.fixture
@@ -16,8 +17,13 @@ def three_accounts_contracts() -> pd.DataFrame:
         {"account_id": "A", "start_date": "2025-01-01", "end_date": "2025-07-01"},
         {"account_id": "A", "start_date": "2025-07-11", "end_date": "2026-01-01"},
         # B is cancelled on 2025-04-15, before its end date
-        {"account_id": "B", "start_date": "2025-01-01", "end_date": "2025-06-01", "status": "cancelled",
-         "cancel_date": "2025-04-15"},
+        {
+            "account_id": "B",
+            "start_date": "2025-01-01",
+            "end_date": "2025-06-01",
+            "status": "cancelled",
+            "cancel_date": "2025-04-15",
+        },
         # C comes back after 61 days (beyond grace): two spells, a churn on 2025-05-01
         {"account_id": "C", "start_date": "2025-02-01", "end_date": "2025-05-01"},
         {"account_id": "C", "start_date": "2025-07-01", "end_date": "2025-12-01"},
@@ -25,10 +31,13 @@ def three_accounts_contracts() -> pd.DataFrame:
 
 
 def as_rows(grid: pd.DataFrame) -> dict[tuple[str, str], tuple]:
-    return {(r.account_id, r.snapshot_date.strftime("%Y-%m-%d")):
-            (None if pd.isna(r.label) else int(r.label),
-             None if pd.isna(r.churn_date) else r.churn_date.strftime("%Y-%m-%d"))
-            for r in grid.itertuples()}
+    return {
+        (r.account_id, r.snapshot_date.strftime("%Y-%m-%d")): (
+            None if pd.isna(r.label) else int(r.label),
+            None if pd.isna(r.churn_date) else r.churn_date.strftime("%Y-%m-%d"),
+        )
+        for r in grid.itertuples()
+    }
 
 
 def test_labels_and_active_rows_by_hand(three_accounts_contracts):
@@ -36,15 +45,24 @@ def test_labels_and_active_rows_by_hand(three_accounts_contracts):
     assert as_rows(grid) == {
         # A: active from the day after its start, through the grace gap 07-01..07-11; churn 2026-01-01
         # is not confirmed by 2025-09-30, labels 0 while s + 120 <= 2025-09-30, else unknown
-        ("A", "2025-02-03"): (0, None), ("A", "2025-04-15"): (0, None), ("A", "2025-04-16"): (0, None),
-        ("A", "2025-05-01"): (0, None), ("A", "2025-07-05"): (None, None), ("A", "2025-07-11"): (None, None),
+        ("A", "2025-02-03"): (0, None),
+        ("A", "2025-04-15"): (0, None),
+        ("A", "2025-04-16"): (0, None),
+        ("A", "2025-05-01"): (0, None),
+        ("A", "2025-07-05"): (None, None),
+        ("A", "2025-07-11"): (None, None),
         ("A", "2025-07-12"): (None, None),
         # B churns on its cancel date; active up to and including it
-        ("B", "2025-02-03"): (1, "2025-04-15"), ("B", "2025-04-15"): (1, "2025-04-15"),
+        ("B", "2025-02-03"): (1, "2025-04-15"),
+        ("B", "2025-04-15"): (1, "2025-04-15"),
         # C churns on 2025-05-01, inactive in the 61-day gap, then unknown in its second spell
-        ("C", "2025-02-03"): (1, "2025-05-01"), ("C", "2025-04-15"): (1, "2025-05-01"),
-        ("C", "2025-04-16"): (1, "2025-05-01"), ("C", "2025-05-01"): (1, "2025-05-01"),
-        ("C", "2025-07-05"): (None, None), ("C", "2025-07-11"): (None, None), ("C", "2025-07-12"): (None, None),
+        ("C", "2025-02-03"): (1, "2025-05-01"),
+        ("C", "2025-04-15"): (1, "2025-05-01"),
+        ("C", "2025-04-16"): (1, "2025-05-01"),
+        ("C", "2025-05-01"): (1, "2025-05-01"),
+        ("C", "2025-07-05"): (None, None),
+        ("C", "2025-07-11"): (None, None),
+        ("C", "2025-07-12"): (None, None),
     }
 
 
@@ -75,9 +93,13 @@ def test_explicit_dates_are_sorted_unique_midnights():
 
 
 def test_export_last_date_ignores_planned_contract_ends(three_accounts_contracts):
-    tables = {"accounts": accounts({"account_id": "A"}), "contracts": three_accounts_contracts,
-              "emails": emails(("A", "t", "2025-08-14 23:59", "inbound"))}
+    tables = {
+        "accounts": accounts({"account_id": "A"}),
+        "contracts": three_accounts_contracts,
+        "emails": emails(("A", "t", "2025-08-14 23:59", "inbound")),
+    }
     assert export_last_date(tables) == pd.Timestamp("2025-08-14")
     # without any event table, the latest contract start stands in
-    assert export_last_date({"accounts": tables["accounts"], "contracts": three_accounts_contracts}) == \
-        pd.Timestamp("2025-07-11")
+    assert export_last_date({"accounts": tables["accounts"], "contracts": three_accounts_contracts}) == pd.Timestamp(
+        "2025-07-11"
+    )

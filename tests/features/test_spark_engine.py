@@ -6,12 +6,12 @@ one local SparkSession; every feature column must match DuckDB's to 1e-9 relativ
 
 from __future__ import annotations
 
+import canonical_frames as cf
 import pandas as pd
 import pytest
 
 from features.build import build_features
 from features.engine import stop_spark, to_spark_sql, use_engine
-import canonical_frames as cf
 
 pytest.importorskip("pyspark")
 
@@ -19,8 +19,10 @@ PARAMS = {"first_snapshot": "2024-03-04", "frequency_days": 14}
 
 
 def test_transpiler_fixes_the_constructs_sqlglot_gets_wrong() -> None:
-    sql = to_spark_sql("SELECT quantile_cont(x, 0.9) AS q, timezone(tz, CAST(ts AS TIMESTAMPTZ)) AS l, "
-                       "date_diff('second', a, b) / 3600.0 AS h FROM t")
+    sql = to_spark_sql(
+        "SELECT quantile_cont(x, 0.9) AS q, timezone(tz, CAST(ts AS TIMESTAMPTZ)) AS l, "
+        "date_diff('second', a, b) / 3600.0 AS h FROM t"
+    )
     assert "PERCENTILE(" in sql.upper() and "PERCENTILE_CONT" not in sql.upper()
     assert "FROM_UTC_TIMESTAMP(TS, TZ)" in sql.upper()
     assert "UNIX_TIMESTAMP(B) - UNIX_TIMESTAMP(A)" in sql.upper()

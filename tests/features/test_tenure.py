@@ -1,8 +1,8 @@
 import math
 
 import pandas as pd
-
 from canonical_frames import contracts
+
 from features.tenure import tenure_features
 
 CONTRACTS = contracts(
@@ -14,8 +14,12 @@ CONTRACTS = contracts(
 
 
 def features_at(*pairs):
-    grid = pd.DataFrame({"account_id": pd.Series([a for a, _ in pairs], dtype="string"),
-                         "snapshot_date": pd.to_datetime([s for _, s in pairs])})
+    grid = pd.DataFrame(
+        {
+            "account_id": pd.Series([a for a, _ in pairs], dtype="string"),
+            "snapshot_date": pd.to_datetime([s for _, s in pairs]),
+        }
+    )
     out = tenure_features({"contracts": CONTRACTS}, grid)
     return {(r["account_id"], r["snapshot_date"].strftime("%Y-%m-%d")): r for r in out.to_dict("records")}
 

@@ -7,11 +7,28 @@ import pytest
 from features.catalogue import FeatureSpec, catalogue_to_json
 
 SPECS = [
-    FeatureSpec("reply_latency_median_hours_90d", "responsiveness", "responsiveness", "Median reply latency",
-                "Customer e-mails wait {value} for a reply (median, last 90 days)", "hours", 1),
+    FeatureSpec(
+        "reply_latency_median_hours_90d",
+        "responsiveness",
+        "responsiveness",
+        "Median reply latency",
+        "Customer e-mails wait {value} for a reply (median, last 90 days)",
+        "hours",
+        1,
+    ),
     FeatureSpec("qbr_since_last_days", "qbr", "qbr", "Days since last QBR", "Last QBR was {value} ago", "days", 1),
-    FeatureSpec("usage_trend_ratio_30d", "adoption", "adoption", "Usage trend", "Usage is at {value} of its previous level", "ratio", -1),
-    FeatureSpec("tenure_first_year_flag", "tenure", "first_year", "First-year account", "First-year account: {value}", "flag", 1),
+    FeatureSpec(
+        "usage_trend_ratio_30d",
+        "adoption",
+        "adoption",
+        "Usage trend",
+        "Usage is at {value} of its previous level",
+        "ratio",
+        -1,
+    ),
+    FeatureSpec(
+        "tenure_first_year_flag", "tenure", "first_year", "First-year account", "First-year account: {value}", "flag", 1
+    ),
     FeatureSpec("renewal_days_to_next_days", "tenure", "renewal", "Days to renewal", "Renewal in {value}", "days", -1),
     FeatureSpec("arr_current_currency", "tenure", "commercial", "Current ARR", "ARR is {value}", "currency", 0),
     FeatureSpec("segment", "context", "context", "Segment", "Segment: {value}", "category", 0, dtype="category"),
@@ -32,14 +49,21 @@ def synthetic_features(accounts: int = 400, seed: int = 0) -> pd.DataFrame:
     renewal = rng.uniform(0, 365, n)
     logit = -5.0 + 2.0 * (latency > 48) + 1.5 * (qbr > 90) + 1.5 * (trend < 0.8) + 0.8 * first + 2.5 * (renewal < 90)
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    frame = pd.DataFrame({
-        "account_id": pd.array(acc, dtype="string"), "snapshot_date": snap, "label": pd.array(label, dtype="Int8"),
-        "churn_date": pd.NaT,
-        "reply_latency_median_hours_90d": latency, "qbr_since_last_days": qbr, "usage_trend_ratio_30d": trend,
-        "tenure_first_year_flag": first.astype(float), "renewal_days_to_next_days": renewal,
-        "arr_current_currency": rng.lognormal(10, 1, n),
-        "segment": pd.Categorical(rng.choice(["SMB", "Mid-Market", "Enterprise"], n)),
-    })
+    frame = pd.DataFrame(
+        {
+            "account_id": pd.array(acc, dtype="string"),
+            "snapshot_date": snap,
+            "label": pd.array(label, dtype="Int8"),
+            "churn_date": pd.NaT,
+            "reply_latency_median_hours_90d": latency,
+            "qbr_since_last_days": qbr,
+            "usage_trend_ratio_30d": trend,
+            "tenure_first_year_flag": first.astype(float),
+            "renewal_days_to_next_days": renewal,
+            "arr_current_currency": rng.lognormal(10, 1, n),
+            "segment": pd.Categorical(rng.choice(["SMB", "Mid-Market", "Enterprise"], n)),
+        }
+    )
     frame.loc[frame["snapshot_date"] > "2026-07-01", "label"] = pd.NA
     return frame
 

@@ -17,7 +17,9 @@ def ts(text: str) -> pd.Timestamp:
 
 def test_table_coverage_counts_rows_accounts_and_span():
     tables = {
-        "emails": pd.DataFrame({"account_id": ["a", "a", "b"], "sent_at": [ts("2025-01-02 10:00"), ts("2025-03-01"), ts("2025-02-01")]}),
+        "emails": pd.DataFrame(
+            {"account_id": ["a", "a", "b"], "sent_at": [ts("2025-01-02 10:00"), ts("2025-03-01"), ts("2025-02-01")]}
+        ),
         "accounts": pd.DataFrame({"account_id": ["a", "b"]}),
     }
     out = analysis.table_coverage(tables, {"emails": ["sent_at"]})
@@ -27,44 +29,74 @@ def test_table_coverage_counts_rows_accounts_and_span():
     assert pd.isna(out.loc["accounts", "first"])
 
 
-REPORT = {"tables": {
-    "emails": {"rows_read": 10, "rows_kept": 7, "rows_rejected": {"unknown account": 2}, "rows_filtered": {"duplicate": 1},
-               "rows_repaired": {"id whitespace stripped": 4}, "notes": ["mixed offsets"]},
-    "accounts": {"rows_read": 3, "rows_kept": 3, "rows_rejected": {}, "rows_filtered": {}, "rows_repaired": {}, "notes": []},
-}}
+REPORT = {
+    "tables": {
+        "emails": {
+            "rows_read": 10,
+            "rows_kept": 7,
+            "rows_rejected": {"unknown account": 2},
+            "rows_filtered": {"duplicate": 1},
+            "rows_repaired": {"id whitespace stripped": 4},
+            "notes": ["mixed offsets"],
+        },
+        "accounts": {
+            "rows_read": 3,
+            "rows_kept": 3,
+            "rows_rejected": {},
+            "rows_filtered": {},
+            "rows_repaired": {},
+            "notes": [],
+        },
+    }
+}
 
 
 def test_ingest_summary_sums_reasons():
     out = analysis.ingest_summary(REPORT)
-    assert out.loc["emails"].to_dict() == {"rows_read": 10, "rows_kept": 7, "rows_rejected": 2, "rows_filtered": 1,
-                                           "rows_repaired": 4, "kept_share": 0.7}
+    assert out.loc["emails"].to_dict() == {
+        "rows_read": 10,
+        "rows_kept": 7,
+        "rows_rejected": 2,
+        "rows_filtered": 1,
+        "rows_repaired": 4,
+        "kept_share": 0.7,
+    }
     assert out.loc["accounts", "rows_rejected"] == 0
 
 
 def test_ingest_issues_lists_every_reason_largest_first():
     out = analysis.ingest_issues(REPORT)
     assert out[["action", "reason", "rows"]].iloc[:3].values.tolist() == [
-        ["repaired", "id whitespace stripped", 4], ["rejected", "unknown account", 2], ["filtered", "duplicate", 1]]
+        ["repaired", "id whitespace stripped", 4],
+        ["rejected", "unknown account", 2],
+        ["filtered", "duplicate", 1],
+    ]
     assert out.iloc[3]["action"] == "note"
     assert analysis.ingest_issues({"tables": {}}).empty
 
 
 def test_rejected_reasons_counts_and_gives_an_example_row():
-    rejected = {"emails": pd.DataFrame({"row": [5, 3, 9], "reason": ["bad date", "bad date", "unknown account"]}),
-                "meetings": pd.DataFrame({"row": pd.Series([], dtype=int), "reason": pd.Series([], dtype=str)})}
+    rejected = {
+        "emails": pd.DataFrame({"row": [5, 3, 9], "reason": ["bad date", "bad date", "unknown account"]}),
+        "meetings": pd.DataFrame({"row": pd.Series([], dtype=int), "reason": pd.Series([], dtype=str)}),
+    }
     out = analysis.rejected_reasons(rejected)
     assert out.values.tolist() == [["emails", "bad date", 2, 3], ["emails", "unknown account", 1, 9]]
     assert analysis.rejected_reasons({}).empty
 
 
 def test_reply_latencies_use_the_feature_definition():
-    emails = pd.DataFrame({
-        "account_id": ["a", "a", "a", "b"],
-        "thread_id": ["t1", "t1", "t2", "t3"],
-        "sent_at": [ts("2025-01-06 09:00"), ts("2025-01-08 11:00"), ts("2025-01-06 10:00"), ts("2025-01-06 10:00")],
-        "direction": ["inbound", "outbound", "outbound", "inbound"],
-    })
-    accounts = pd.DataFrame({"account_id": ["a", "b"], "region": ["NA", "EMEA"], "segment": ["SMB", "SMB"], "timezone": ["UTC", "UTC"]})
+    emails = pd.DataFrame(
+        {
+            "account_id": ["a", "a", "a", "b"],
+            "thread_id": ["t1", "t1", "t2", "t3"],
+            "sent_at": [ts("2025-01-06 09:00"), ts("2025-01-08 11:00"), ts("2025-01-06 10:00"), ts("2025-01-06 10:00")],
+            "direction": ["inbound", "outbound", "outbound", "inbound"],
+        }
+    )
+    accounts = pd.DataFrame(
+        {"account_id": ["a", "b"], "region": ["NA", "EMEA"], "segment": ["SMB", "SMB"], "timezone": ["UTC", "UTC"]}
+    )
     out = analysis.reply_latencies(emails, accounts).set_index("account_id")
     assert out.loc["a", "latency_hours"] == pytest.approx(50.0)  # another thread's reply does not count
     assert pd.isna(out.loc["b", "latency_hours"]) and out.loc["b", "region"] == "EMEA"
@@ -86,26 +118,37 @@ def test_ecdf_is_sorted_and_ends_at_one():
 
 
 def test_gaps_between_is_per_account():
-    meetings = pd.DataFrame({"account_id": ["a", "b", "a", "a"],
-                             "start_at": [ts("2025-01-01"), ts("2025-01-05"), ts("2025-04-01"), ts("2025-05-01")]})
+    meetings = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "a", "a"],
+            "start_at": [ts("2025-01-01"), ts("2025-01-05"), ts("2025-04-01"), ts("2025-05-01")],
+        }
+    )
     out = analysis.gaps_between(meetings, "start_at")
     assert out["account_id"].tolist() == ["a", "a"] and out["gap_days"].tolist() == [90.0, 30.0]
 
 
-CONTRACTS = pd.DataFrame({
-    "account_id": ["a", "a", "b", "c"],
-    "start_date": pd.to_datetime(["2024-01-01", "2025-01-01", "2024-06-01", "2024-01-01"]),
-    "end_date": pd.to_datetime(["2024-12-31", "2025-12-31", "2025-05-31", "2025-12-31"]),
-    "arr": [10.0, 12.0, 5.0, 8.0],
-    "seats": pd.array([10, 20, 4, 0], dtype="Int64"),
-    "cancel_date": pd.to_datetime([None, None, None, "2025-02-01"]),
-})
+CONTRACTS = pd.DataFrame(
+    {
+        "account_id": ["a", "a", "b", "c"],
+        "start_date": pd.to_datetime(["2024-01-01", "2025-01-01", "2024-06-01", "2024-01-01"]),
+        "end_date": pd.to_datetime(["2024-12-31", "2025-12-31", "2025-05-31", "2025-12-31"]),
+        "arr": [10.0, 12.0, 5.0, 8.0],
+        "seats": pd.array([10, 20, 4, 0], dtype="Int64"),
+        "cancel_date": pd.to_datetime([None, None, None, "2025-02-01"]),
+    }
+)
 
 
 def test_adoption_vs_seats_uses_the_current_contract():
-    usage = pd.DataFrame({"account_id": ["a", "a", "a", "b"], "user_id": ["u1", "u2", "u1", "u9"],
-                          "feature": ["x", "y", "x", "x"],
-                          "event_at": [ts("2025-03-10"), ts("2025-03-20"), ts("2025-01-01"), ts("2025-03-15")]})
+    usage = pd.DataFrame(
+        {
+            "account_id": ["a", "a", "a", "b"],
+            "user_id": ["u1", "u2", "u1", "u9"],
+            "feature": ["x", "y", "x", "x"],
+            "event_at": [ts("2025-03-10"), ts("2025-03-20"), ts("2025-01-01"), ts("2025-03-15")],
+        }
+    )
     out = analysis.adoption_vs_seats(usage, CONTRACTS, pd.Timestamp("2025-04-01"))
     assert set(out.index) == {"a", "b"}  # c was cancelled in February
     assert out.loc["a", "seats"] == 20 and out.loc["a", "active_users"] == 2 and out.loc["a", "seat_utilisation"] == 0.1
@@ -115,7 +158,9 @@ def test_adoption_vs_seats_uses_the_current_contract():
 def test_spells_and_lifetimes_follow_the_label_rules():
     spells = analysis.contract_spells(CONTRACTS, grace_days=30)
     assert spells.groupby("account_id").size().to_dict() == {"a": 1, "b": 1, "c": 1}  # a renewed: one spell
-    life = analysis.account_lifetimes(spells, pd.Timestamp("2025-12-31"), grace_days=30, observed_from=pd.Timestamp("2024-03-01"))
+    life = analysis.account_lifetimes(
+        spells, pd.Timestamp("2025-12-31"), grace_days=30, observed_from=pd.Timestamp("2024-03-01")
+    )
     assert life.loc["a", "churned"] == False and life.loc["a", "duration_days"] == 730  # noqa: E712 (censored)
     assert life.loc["b", "churned"] == True and life.loc["b", "duration_days"] == 364  # noqa: E712
     assert life.loc["c", "end"] == pd.Timestamp("2025-02-01") and life.loc["c", "entry_days"] == 60
@@ -136,11 +181,18 @@ def test_kaplan_meier_delayed_entry_does_not_count_accounts_before_they_are_seen
 
 
 def test_retention_by_cohort_skips_small_cohorts():
-    life = pd.DataFrame({"signup": pd.to_datetime(["2023-02-01"] * 3 + ["2024-05-01"]),
-                         "duration_days": [100.0, 200.0, 300.0, 50.0], "churned": [True, False, True, True]})
+    life = pd.DataFrame(
+        {
+            "signup": pd.to_datetime(["2023-02-01"] * 3 + ["2024-05-01"]),
+            "duration_days": [100.0, 200.0, 300.0, 50.0],
+            "churned": [True, False, True, True],
+        }
+    )
     out = analysis.retention_by_cohort(life, "Y", min_accounts=2)
     assert out["cohort"].unique().tolist() == ["2023"]
-    assert out["retention"].tolist() == pytest.approx([1.0, 2 / 3, 0.0])  # churn at 100 (1 of 3), censor at 200, churn at 300 (1 of 1)
+    assert out["retention"].tolist() == pytest.approx(
+        [1.0, 2 / 3, 0.0]
+    )  # churn at 100 (1 of 3), censor at 200, churn at 300 (1 of 1)
 
 
 def test_churn_rate_by_band_ignores_unlabelled_snapshots():
@@ -183,39 +235,115 @@ PLAYBOOK = {"renewal": "Start the renewal plan now.", "responsiveness": "Reply t
 
 
 def at_risk(rows: list[tuple]) -> pd.DataFrame:
-    columns = ["account_id", "account_name", "owner", "segment", "region", "arr", "churn_probability", "risk_tier",
-               "expected_arr_at_risk", "rank", "reason_1", "what_changed", "play_1", "play_2", "play_3"]
+    columns = [
+        "account_id",
+        "account_name",
+        "owner",
+        "segment",
+        "region",
+        "arr",
+        "churn_probability",
+        "risk_tier",
+        "expected_arr_at_risk",
+        "rank",
+        "reason_1",
+        "what_changed",
+        "play_1",
+        "play_2",
+        "play_3",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
-NOW = at_risk([
-    ("a", "A Co", "csm-1", "SMB", "NA", 100.0, 0.6, "high", 60.0, 1, "r", "Renewal coming up",
-     "Start the renewal plan now.", "Reply the same day; name one owner.", None),
-    ("b", "B Co", "csm-1", "SMB", "EMEA", 200.0, 0.3, "medium", 60.0, 2, "r", "x",
-     "Reply the same day; name one owner.", None, None),
-    ("c", "C Co", "csm-2", "Enterprise", "NA", 1000.0, 0.05, "low", 50.0, 3, "r", "x", "Start the renewal plan now.", None, None),
-    ("e", "E Co", "csm-2", "SMB", "NA", 10.0, 0.4, "medium", 4.0, 4, "r", "x", None, None, None),
-])
-BEFORE = at_risk([
-    ("a", "A Co", "csm-1", "SMB", "NA", 100.0, 0.55, "high", 55.0, 1, "r", "x", None, None, None),
-    ("b", "B Co", "csm-1", "SMB", "EMEA", 200.0, 0.1, "low", 20.0, 3, "r", "x", None, None, None),
-    ("c", "C Co", "csm-2", "Enterprise", "NA", 1000.0, 0.3, "medium", 300.0, 2, "r", "x", None, None, None),
-    ("d", "D Co", "csm-3", "SMB", "LATAM", 50.0, 0.7, "high", 35.0, 4, "r", "x", None, None, None),
-])
+NOW = at_risk(
+    [
+        (
+            "a",
+            "A Co",
+            "csm-1",
+            "SMB",
+            "NA",
+            100.0,
+            0.6,
+            "high",
+            60.0,
+            1,
+            "r",
+            "Renewal coming up",
+            "Start the renewal plan now.",
+            "Reply the same day; name one owner.",
+            None,
+        ),
+        (
+            "b",
+            "B Co",
+            "csm-1",
+            "SMB",
+            "EMEA",
+            200.0,
+            0.3,
+            "medium",
+            60.0,
+            2,
+            "r",
+            "x",
+            "Reply the same day; name one owner.",
+            None,
+            None,
+        ),
+        (
+            "c",
+            "C Co",
+            "csm-2",
+            "Enterprise",
+            "NA",
+            1000.0,
+            0.05,
+            "low",
+            50.0,
+            3,
+            "r",
+            "x",
+            "Start the renewal plan now.",
+            None,
+            None,
+        ),
+        ("e", "E Co", "csm-2", "SMB", "NA", 10.0, 0.4, "medium", 4.0, 4, "r", "x", None, None, None),
+    ]
+)
+BEFORE = at_risk(
+    [
+        ("a", "A Co", "csm-1", "SMB", "NA", 100.0, 0.55, "high", 55.0, 1, "r", "x", None, None, None),
+        ("b", "B Co", "csm-1", "SMB", "EMEA", 200.0, 0.1, "low", 20.0, 3, "r", "x", None, None, None),
+        ("c", "C Co", "csm-2", "Enterprise", "NA", 1000.0, 0.3, "medium", 300.0, 2, "r", "x", None, None, None),
+        ("d", "D Co", "csm-3", "SMB", "LATAM", 50.0, 0.7, "high", 35.0, 4, "r", "x", None, None, None),
+    ]
+)
 
 
 def test_arr_at_risk_by_owner():
     out = analysis.arr_at_risk_by(NOW, "owner")
     assert out.index.tolist() == ["csm-1", "csm-2"]
-    assert out.loc["csm-1"].to_dict() == {"accounts": 2, "arr": 300.0, "expected_arr_at_risk": 120.0, "watch_accounts": 2,
-                                          "watch_arr": 300.0, "mean_probability": pytest.approx(0.45)}
+    assert out.loc["csm-1"].to_dict() == {
+        "accounts": 2,
+        "arr": 300.0,
+        "expected_arr_at_risk": 120.0,
+        "watch_accounts": 2,
+        "watch_arr": 300.0,
+        "mean_probability": pytest.approx(0.45),
+    }
     assert out.loc["csm-2", "watch_arr"] == 10.0
 
 
 def test_headline():
     out = analysis.headline(NOW)
-    assert out.to_dict() == {"accounts_scored": 4, "watch_accounts": 3, "arr": 1310.0, "watch_arr": 310.0,
-                             "expected_arr_at_risk": 174.0}
+    assert out.to_dict() == {
+        "accounts_scored": 4,
+        "watch_accounts": 3,
+        "arr": 1310.0,
+        "watch_arr": 310.0,
+        "expected_arr_at_risk": 174.0,
+    }
 
 
 def test_reason_signals_read_back_from_plays_whatever_the_line_breaks():
@@ -227,7 +355,11 @@ def test_reason_signals_read_back_from_plays_whatever_the_line_breaks():
 def test_reason_counts_on_the_watch_list():
     out = analysis.reason_counts(NOW, PLAYBOOK, {"renewal": "Renewal coming up"})
     assert out.loc["renewal", ["label", "first_reason", "any_reason", "expected_arr_at_risk"]].tolist() == [
-        "Renewal coming up", 1, 1, 60.0]  # c (low tier) is not on the watch list
+        "Renewal coming up",
+        1,
+        1,
+        60.0,
+    ]  # c (low tier) is not on the watch list
     assert out.loc["responsiveness", "any_reason"] == 2 and out.loc["responsiveness", "label"] == "responsiveness"
 
 
@@ -253,8 +385,15 @@ def test_watch_list_keeps_rank_order():
 
 
 def test_metrics_table_side_by_side():
-    pred = pd.DataFrame({"label": [0, 0, 1, 1], "arr": [1.0, 1.0, 1.0, 1.0],
-                         "p_model": [0.1, 0.2, 0.8, 0.9], "p_logistic": [0.9, 0.2, 0.8, 0.1], "p_health": [0.5] * 4})
+    pred = pd.DataFrame(
+        {
+            "label": [0, 0, 1, 1],
+            "arr": [1.0, 1.0, 1.0, 1.0],
+            "p_model": [0.1, 0.2, 0.8, 0.9],
+            "p_logistic": [0.9, 0.2, 0.8, 0.1],
+            "p_health": [0.5] * 4,
+        }
+    )
     out = analysis.metrics_table(pred)
     assert list(out.columns) == ["model", "logistic", "health"]
     assert out.loc["roc_auc", "model"] == 1.0 and out.loc["roc_auc", "health"] == 0.5

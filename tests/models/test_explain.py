@@ -54,7 +54,9 @@ def test_reasons_are_worded_from_the_catalogue_with_value_and_reference(trained)
 
 
 def test_what_changed_names_the_family_whose_contribution_rose_most():
-    now = pd.DataFrame({"qbr": [0.5, 0.1, 0.0], "support": [0.1, 0.0, 0.2], "context": [9.0, 9.0, 9.0]}, index=["a", "b", "c"])
+    now = pd.DataFrame(
+        {"qbr": [0.5, 0.1, 0.0], "support": [0.1, 0.0, 0.2], "context": [9.0, 9.0, 9.0]}, index=["a", "b", "c"]
+    )
     before = pd.DataFrame({"qbr": [0.1, 0.3], "support": [0.1, 0.1], "context": [0.0, 0.0]}, index=["a", "b"])
     changed = explain.what_changed(now, before)
     assert changed["a"] == "No recent business review"

@@ -1,7 +1,5 @@
 """The registry gate, on a real MLflow store in the test's temporary folder."""
 
-import json
-
 import pytest
 
 from features.errors import InputError
@@ -16,8 +14,8 @@ def test_first_model_becomes_champion():
 @pytest.mark.parametrize(
     "new, alias",
     [
-        ({"roc_auc": 0.85, "brier": 0.09}, CHAMPION),   # better on both
-        ({"roc_auc": 0.80, "brier": 0.10}, CHAMPION),   # equal is no worse
+        ({"roc_auc": 0.85, "brier": 0.09}, CHAMPION),  # better on both
+        ({"roc_auc": 0.80, "brier": 0.10}, CHAMPION),  # equal is no worse
         ({"roc_auc": 0.90, "brier": 0.11}, CHALLENGER),  # worse Brier
         ({"roc_auc": 0.79, "brier": 0.05}, CHALLENGER),  # worse AUC
     ],

@@ -2,7 +2,6 @@
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -55,12 +54,20 @@ def test_messy_accounts(messy):
     report, out = messy
     accounts = report["tables"]["accounts"]
     assert (accounts["rows_read"], accounts["rows_kept"]) == (8, 4)
-    assert accounts["rows_rejected"] == {"duplicate row": 1, "conflicting account_id": 1,
-                                         "unparseable created_date": 1, "future-dated": 1}
+    assert accounts["rows_rejected"] == {
+        "duplicate row": 1,
+        "conflicting account_id": 1,
+        "unparseable created_date": 1,
+        "future-dated": 1,
+    }
     assert accounts["rows_repaired"] == {"id whitespace stripped": 1}
     assert accounts["notes"] == ["UTF-8 byte-order mark removed", "Windows (CRLF) line endings read as plain newlines"]
-    assert _reasons_by_row(out, "accounts") == {4: "duplicate row", 5: "conflicting account_id",
-                                                7: "unparseable created_date", 8: "future-dated"}
+    assert _reasons_by_row(out, "accounts") == {
+        4: "duplicate row",
+        5: "conflicting account_id",
+        7: "unparseable created_date",
+        8: "future-dated",
+    }
     kept = pd.read_parquet(out / "accounts.parquet").set_index("account_id")
     assert kept.index.tolist() == ["a1", "a2", "a3", "a4"]
     assert kept.loc["a4", "account_name"] == "Delta Inc"  # the most complete version of a4 wins
@@ -71,13 +78,21 @@ def test_messy_contracts(messy):
     report, out = messy
     contracts = report["tables"]["contracts"]
     assert (contracts["rows_read"], contracts["rows_kept"]) == (8, 3)
-    assert contracts["rows_rejected"] == {"negative arr": 1, "end_date before start_date": 1,
-                                          "unknown account": 2, "unparseable start_date": 1}
+    assert contracts["rows_rejected"] == {
+        "negative arr": 1,
+        "end_date before start_date": 1,
+        "unknown account": 2,
+        "unparseable start_date": 1,
+    }
     assert contracts["rows_repaired"] == {"id whitespace stripped": 1, "category case normalised": 1}
     assert contracts["notes"] == ["delimiter detected: semicolon"]
-    assert _reasons_by_row(out, "contracts") == {4: "negative arr", 5: "end_date before start_date",
-                                                 6: "unknown account", 7: "unknown account",
-                                                 8: "unparseable start_date"}
+    assert _reasons_by_row(out, "contracts") == {
+        4: "negative arr",
+        5: "end_date before start_date",
+        6: "unknown account",
+        7: "unknown account",
+        8: "unparseable start_date",
+    }
     rejected = _rejected(out, "contracts").set_index("row")
     assert rejected.loc[8, "start_date"] == "2025-13-45"  # the value as read, to fix at the source
 
@@ -86,8 +101,12 @@ def test_messy_emails(messy):
     report, out = messy
     emails = report["tables"]["emails"]
     assert (emails["rows_read"], emails["rows_kept"]) == (8, 4)
-    assert emails["rows_rejected"] == {"unparseable sent_at": 1, "future-dated": 1, "missing thread_id": 1,
-                                       "failed check isin(['inbound', 'outbound']) on direction": 1}
+    assert emails["rows_rejected"] == {
+        "unparseable sent_at": 1,
+        "future-dated": 1,
+        "missing thread_id": 1,
+        "failed check isin(['inbound', 'outbound']) on direction": 1,
+    }
     assert emails["rows_repaired"] == {"offset converted to UTC": 2}
     sent = pd.read_parquet(out / "emails.parquet").set_index("email_id")["sent_at"]
     assert str(sent.dtype) == "datetime64[ns, UTC]"
@@ -103,8 +122,11 @@ def test_messy_meetings_usage_and_empty_files(messy):
     assert tables["meetings"]["rows_repaired"] == {"category case normalised": 1}
     usage = tables["usage_events"]
     assert (usage["rows_read"], usage["rows_kept"]) == (5, 2)
-    assert usage["rows_rejected"] == {"duplicate row": 1, "unparseable event_count": 1,
-                                      "failed check greater_than_or_equal_to(1) on event_count": 1}
+    assert usage["rows_rejected"] == {
+        "duplicate row": 1,
+        "unparseable event_count": 1,
+        "failed check greater_than_or_equal_to(1) on event_count": 1,
+    }
     assert usage["notes"] == ["delimiter detected: pipe"]
     for empty in ("tickets", "surveys"):  # header only, and 0 bytes: zero-row tables
         assert tables[empty]["rows_read"] == tables[empty]["rows_kept"] == 0
@@ -123,8 +145,9 @@ def test_every_row_read_is_kept_rejected_or_filtered(messy):
         assert len(_rejected(out, name)) == rejected
 
 
-@pytest.mark.parametrize("export,preset", [("messy", "canonical"), ("salesforce", "salesforce"),
-                                           ("hubspot", "hubspot")])
+@pytest.mark.parametrize(
+    "export,preset", [("messy", "canonical"), ("salesforce", "salesforce"), ("hubspot", "hubspot")]
+)
 def test_no_personal_data_in_any_parquet(in_tmp, export, preset):
     _, out = _run(in_tmp, FIXTURES / export, preset)
     for path in out.rglob("*.parquet"):
@@ -175,18 +198,21 @@ def _one_error_line(result) -> str:
 
 
 def test_missing_required_column_exits_2_with_one_line(in_tmp):
-    export = _export(in_tmp, accounts__csv=ACCOUNTS,
-                     contracts__csv="contract_id,account_id,start_date,arr\nc1,a1,2024-01-01,100\n")
+    export = _export(
+        in_tmp, accounts__csv=ACCOUNTS, contracts__csv="contract_id,account_id,start_date,arr\nc1,a1,2024-01-01,100\n"
+    )
     assert _one_error_line(_cli(in_tmp, export)) == (
         f"error: {export}/contracts.csv: missing required column 'end_date' "
-        "(columns found: contract_id, account_id, start_date, arr)")
+        "(columns found: contract_id, account_id, start_date, arr)"
+    )
 
 
 def test_missing_required_table_exits_2_with_one_line(in_tmp):
     export = _export(in_tmp, accounts__csv=ACCOUNTS)
     assert _one_error_line(_cli(in_tmp, export)) == (
         f"error: {export}: required table 'contracts' not found "
-        "(looked for contracts.csv, contracts.csv.gz, contracts.parquet)")
+        "(looked for contracts.csv, contracts.csv.gz, contracts.parquet)"
+    )
 
 
 def test_an_empty_required_file_exits_2(in_tmp):
@@ -197,7 +223,8 @@ def test_an_empty_required_file_exits_2(in_tmp):
 def test_an_unknown_delimiter_names_the_file_and_the_column(in_tmp):
     export = _export(in_tmp, accounts__csv="account_id:created_date\na1:2024-01-01\n", contracts__csv=CONTRACTS)
     assert _one_error_line(_cli(in_tmp, export)).startswith(
-        f"error: {export}/accounts.csv: missing required column 'account_id'")
+        f"error: {export}/accounts.csv: missing required column 'account_id'"
+    )
 
 
 def test_two_files_for_one_table_are_ambiguous(tmp_path):
@@ -219,8 +246,10 @@ def test_a_good_minimal_export_runs_through_the_cli(in_tmp):
 # --- reading ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header,delimiter", [("a,b,c", ","), ("a;b;c", ";"), ("a\tb\tc", "\t"), ("a|b|c", "|"),
-                                              ('"x;y",b,c', ","), ("single", ",")])
+@pytest.mark.parametrize(
+    "header,delimiter",
+    [("a,b,c", ","), ("a;b;c", ";"), ("a\tb\tc", "\t"), ("a|b|c", "|"), ('"x;y",b,c', ","), ("single", ",")],
+)
 def test_delimiter_sniffing(header, delimiter):
     assert sniff_delimiter(header + "\n1,2,3\n") == delimiter
 
@@ -242,7 +271,9 @@ def test_a_cp1252_file_is_read_with_a_note(tmp_path):
     assert raw.notes == ["not valid UTF-8: decoded as cp1252"]
 
 
-@pytest.mark.parametrize("export,preset", [("messy", "canonical"), ("salesforce", "salesforce"), ("hubspot", "hubspot")])
+@pytest.mark.parametrize(
+    "export,preset", [("messy", "canonical"), ("salesforce", "salesforce"), ("hubspot", "hubspot")]
+)
 def test_chunked_ingest_equals_one_pass(export, preset):
     """Chunks of 2 rows, in two worker processes, split duplicates, key conflicts and the cut last row
     across chunks: same outcome as one pass."""

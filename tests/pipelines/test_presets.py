@@ -34,8 +34,9 @@ def _column(result, table, column):
 
 def _assert_every_row_accounted_for(result):
     for report in result.report.tables.values():
-        assert report.rows_read == (report.rows_kept + sum(report.rows_rejected.values())
-                                    + sum(report.rows_filtered.values()))
+        assert report.rows_read == (
+            report.rows_kept + sum(report.rows_rejected.values()) + sum(report.rows_filtered.values())
+        )
 
 
 def test_every_canonical_table_validates(salesforce, hubspot):
@@ -63,7 +64,11 @@ def test_salesforce_contract_wins_over_opportunity(salesforce):
     assert report.rows_filtered == {"contract not activated": 1}
     assert report.rows_repaired == {"end_date derived (start_date + 12 months - 1 day)": 1}
     assert _column(salesforce, "contracts", "status") == {
-        "800A1": "ended", "800A2": "active", "800B1": "ended", "800C1": "active"}
+        "800A1": "ended",
+        "800A2": "active",
+        "800B1": "ended",
+        "800C1": "active",
+    }
     assert _column(salesforce, "contracts", "end_date")["800C1"] == pd.Timestamp("2025-06-09")
 
 
@@ -78,14 +83,23 @@ def test_salesforce_opportunities_alone_become_won_contract_terms(tmp_path):
     assert report.rows_kept == 4
     assert report.rows_repaired == {"end_date derived (start_date + 12 months - 1 day)": 2}
     end = _column(result, "contracts", "end_date")
-    assert end == {"006A1": pd.Timestamp("2025-01-14"), "006A2": pd.Timestamp("2026-01-14"),
-                   "006B1": pd.Timestamp("2025-02-28"), "006C1": pd.Timestamp("2025-06-09")}
+    assert end == {
+        "006A1": pd.Timestamp("2025-01-14"),
+        "006A2": pd.Timestamp("2026-01-14"),
+        "006B1": pd.Timestamp("2025-02-28"),
+        "006C1": pd.Timestamp("2025-06-09"),
+    }
     assert _column(result, "contracts", "arr")["006A2"] == 55000.0
 
 
 def test_salesforce_emails_use_incoming_and_plus_0000_times(salesforce):
     assert _column(salesforce, "emails", "direction") == {
-        "02sA1": "inbound", "02sA2": "outbound", "02sB1": "inbound", "02sB2": "outbound", "02sC1": "outbound"}
+        "02sA1": "inbound",
+        "02sA2": "outbound",
+        "02sB1": "inbound",
+        "02sB2": "outbound",
+        "02sC1": "outbound",
+    }
     assert _column(salesforce, "emails", "sent_at")["02sA1"] == pd.Timestamp("2025-03-04 15:22:10", tz="UTC")
     # ThreadIdentifier empty: the ParentId (the case) is the thread
     assert _column(salesforce, "emails", "thread_id")["02sB1"] == "500B1"
@@ -93,7 +107,12 @@ def test_salesforce_emails_use_incoming_and_plus_0000_times(salesforce):
 
 def test_salesforce_meeting_types_come_from_titles_then_type(salesforce):
     assert _column(salesforce, "meetings", "meeting_type") == {
-        "00UA1": "qbr", "00UA2": "call", "00UB1": "onboarding", "00UC1": "call", "00UC2": "other"}
+        "00UA1": "qbr",
+        "00UA2": "call",
+        "00UB1": "onboarding",
+        "00UC1": "call",
+        "00UC2": "other",
+    }
     assert _column(salesforce, "meetings", "account_id")["00UA2"] == "001A"  # from WhatId
 
 
@@ -122,7 +141,10 @@ def test_salesforce_surveys(salesforce):
 
 def test_hubspot_epoch_ms_and_iso_dates(hubspot):
     assert _column(hubspot, "accounts", "created_date") == {
-        "101": pd.Timestamp("2024-01-15"), "102": pd.Timestamp("2024-03-01"), "103": pd.Timestamp("2024-06-10")}
+        "101": pd.Timestamp("2024-01-15"),
+        "102": pd.Timestamp("2024-03-01"),
+        "103": pd.Timestamp("2024-06-10"),
+    }
     assert _column(hubspot, "emails", "sent_at")["301"] == pd.Timestamp("2025-03-04 15:22:10", tz="UTC")
 
 
@@ -139,12 +161,21 @@ def test_hubspot_email_directions_and_forwarded_emails(hubspot):
     report = hubspot.report.tables["emails"]
     assert report.rows_filtered == {"forwarded email": 1}
     assert _column(hubspot, "emails", "direction") == {
-        "301": "inbound", "302": "outbound", "303": "inbound", "305": "outbound"}
+        "301": "inbound",
+        "302": "outbound",
+        "303": "inbound",
+        "305": "outbound",
+    }
 
 
 def test_hubspot_meetings_tickets_and_amplitude_groups(hubspot):
     assert _column(hubspot, "meetings", "meeting_type") == {
-        "401": "qbr", "402": "qbr", "403": "onboarding", "404": "training", "405": "call"}
+        "401": "qbr",
+        "402": "qbr",
+        "403": "onboarding",
+        "404": "training",
+        "405": "call",
+    }
     assert _column(hubspot, "tickets", "priority") == {"501": "high", "502": "urgent", "503": "low", "504": "normal"}
     assert hubspot.tables["usage_events"]["account_id"].tolist() == ["101", "101", "102"]
 
@@ -161,17 +192,23 @@ def test_a_team_mapping_file_reads_a_french_excel_export(tmp_path):
     (tmp_path / "clients.csv").write_text(
         "id_client;raison_sociale;date_creation;pays;secteur;taille\n"
         "C1;Boulangerie Dupont;03/02/2024;FR;Alimentaire;PME\n"
-        "C2;Transports Martin;15/06/2024;FR;Logistique;ETI\n", encoding="utf-8")
+        "C2;Transports Martin;15/06/2024;FR;Logistique;ETI\n",
+        encoding="utf-8",
+    )
     (tmp_path / "contrats_2025.csv").write_text(
         "id_abonnement;id_client;debut;fin;montant_annuel;licences;statut\n"
         "A1;C1;03/02/2024;;1200;3;terminé\n"
         "A2;C1;03/02/2025;02/02/2026;1300;3;actif\n"
         "A3;C2;15/06/2024;14/06/2025;9000;20;résilié\n"
-        "A4;C2;15/06/2025;;9000;20;brouillon\n", encoding="utf-8")
+        "A4;C2;15/06/2025;;9000;20;brouillon\n",
+        encoding="utf-8",
+    )
     (tmp_path / "rdv.csv").write_text(
         "id;id_client;date_heure;objet\n"
         "R1;C1;10/03/2025 14:30;Revue trimestrielle\n"
-        "R2;C2;11/03/2025 09:00;Formation utilisateurs\n", encoding="utf-8")
+        "R2;C2;11/03/2025 09:00;Formation utilisateurs\n",
+        encoding="utf-8",
+    )
     result = ingest_export(tmp_path, EXAMPLE, REFERENCE)
     assert result.report.preset == "maison"
     accounts = result.tables["accounts"].set_index("account_id")

@@ -32,7 +32,11 @@ def load_export(folder: Path) -> dict[str, pd.DataFrame]:
     frames = {}
     for name, file in sim.EXPORT_FILES.items():
         path = folder / file
-        frame = pd.read_parquet(path) if file.endswith(".parquet") else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        frame = (
+            pd.read_parquet(path)
+            if file.endswith(".parquet")
+            else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        )
         for col in TABLES[name].columns:
             if col.dtype == "timestamp":
                 frame[col.name] = pd.to_datetime(frame[col.name], utc=True, format="ISO8601")
@@ -47,10 +51,15 @@ def load_export(folder: Path) -> dict[str, pd.DataFrame]:
 
 
 def load_truth(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    accounts = pd.read_csv(folder / "accounts_truth.csv", parse_dates=["churn_date"], keep_default_na=False,
-                           na_values={"churn_date": [""]})
-    terms = pd.read_csv(folder / "terms_truth.csv", parse_dates=["start_date", "end_date"], keep_default_na=False,
-                        na_values={"churned_at_end": [""]})
+    accounts = pd.read_csv(
+        folder / "accounts_truth.csv", parse_dates=["churn_date"], keep_default_na=False, na_values={"churn_date": [""]}
+    )
+    terms = pd.read_csv(
+        folder / "terms_truth.csv",
+        parse_dates=["start_date", "end_date"],
+        keep_default_na=False,
+        na_values={"churned_at_end": [""]},
+    )
     return accounts, terms
 
 
@@ -58,9 +67,18 @@ def reply_hours(emails: pd.DataFrame) -> pd.DataFrame:
     """Each inbound e-mail with the hours until our next outbound message in its thread (inf: none)."""
     emails = emails.sort_values("sent_at")
     inbound = emails[emails.direction == "inbound"]
-    outbound = emails[emails.direction == "outbound"][["thread_id", "sent_at"]].rename(columns={"sent_at": "replied_at"})
-    merged = pd.merge_asof(inbound, outbound, left_on="sent_at", right_on="replied_at", by="thread_id",
-                           direction="forward", allow_exact_matches=False)
+    outbound = emails[emails.direction == "outbound"][["thread_id", "sent_at"]].rename(
+        columns={"sent_at": "replied_at"}
+    )
+    merged = pd.merge_asof(
+        inbound,
+        outbound,
+        left_on="sent_at",
+        right_on="replied_at",
+        by="thread_id",
+        direction="forward",
+        allow_exact_matches=False,
+    )
     merged["hours"] = ((merged.replied_at - merged.sent_at).dt.total_seconds() / 3600).fillna(np.inf)
     return merged
 
@@ -69,15 +87,23 @@ def at_decision(accounts_truth: pd.DataFrame, terms_truth: pd.DataFrame, dominan
     """(account_id, date): churn dates of churners with this dominant driver, and renewal dates
     of driver-free terms that renewed, as the retained comparison."""
     churned = accounts_truth[(accounts_truth.churned == 1) & (accounts_truth.dominant_driver == dominant)]
-    retained = terms_truth[(terms_truth.churned_at_end == 0) & (terms_truth.drivers == "")
-                           & (terms_truth.end_date >= pd.Timestamp(START) + pd.Timedelta(days=180))]
-    return pd.concat([
-        pd.DataFrame({"account_id": churned.account_id, "date": churned.churn_date, "churned": 1}),
-        pd.DataFrame({"account_id": retained.account_id, "date": retained.end_date, "churned": 0}),
-    ], ignore_index=True)
+    retained = terms_truth[
+        (terms_truth.churned_at_end == 0)
+        & (terms_truth.drivers == "")
+        & (terms_truth.end_date >= pd.Timestamp(START) + pd.Timedelta(days=180))
+    ]
+    return pd.concat(
+        [
+            pd.DataFrame({"account_id": churned.account_id, "date": churned.churn_date, "churned": 1}),
+            pd.DataFrame({"account_id": retained.account_id, "date": retained.end_date, "churned": 0}),
+        ],
+        ignore_index=True,
+    )
 
 
-def events_before(events: pd.DataFrame, time_col: str, decisions: pd.DataFrame, lo_days: int, hi_days: int = 0) -> pd.DataFrame:
+def events_before(
+    events: pd.DataFrame, time_col: str, decisions: pd.DataFrame, lo_days: int, hi_days: int = 0
+) -> pd.DataFrame:
     """Events of each decision's account in [date - lo_days, date - hi_days)."""
     joined = decisions.reset_index(names="decision").merge(events, on="account_id")
     ts = joined[time_col].dt.tz_convert(None) if joined[time_col].dt.tz is not None else joined[time_col]
@@ -134,8 +160,14 @@ def test_timestamps_are_utc_with_z_and_inside_the_period(small):
     raw = pd.read_csv(small / "out" / "emails.csv.gz", dtype=str)
     assert raw.sent_at.str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").all()
     lo, hi = pd.Timestamp(START, tz="UTC"), pd.Timestamp(END, tz="UTC") + pd.Timedelta(days=1)
-    for name, col in [("emails", "sent_at"), ("meetings", "start_at"), ("tickets", "created_at"),
-                      ("tickets", "closed_at"), ("surveys", "responded_at"), ("usage_events", "event_at")]:
+    for name, col in [
+        ("emails", "sent_at"),
+        ("meetings", "start_at"),
+        ("tickets", "created_at"),
+        ("tickets", "closed_at"),
+        ("surveys", "responded_at"),
+        ("usage_events", "event_at"),
+    ]:
         values = export[name][col].dropna()
         assert values.min() >= lo and values.max() < hi, (name, col)
 
@@ -163,7 +195,9 @@ def test_contracts_renew_the_day_after_the_previous_term_ends(small):
     months = (term.dt.year - contracts.start_date.dt.year) * 12 + term.dt.month - contracts.start_date.dt.month
     assert set(months) <= {12, 24}
     assert (contracts.start_date < pd.Timestamp(START)).any(), "older customers bring renewal history"
-    assert (contracts[contracts.status == "cancelled"].cancel_date < contracts[contracts.status == "cancelled"].end_date).all()
+    assert (
+        contracts[contracts.status == "cancelled"].cancel_date < contracts[contracts.status == "cancelled"].end_date
+    ).all()
 
 
 def test_simulation_json_reports_sizes_and_churn(small):
@@ -180,7 +214,10 @@ def test_business_hours_skip_nights_and_weekends():
     assert sim._add_business_hours(friday_5pm, np.array([2.0]), cal)[0] == monday_10am
     saturday = np.array([5 * sim.DAY + 11 * sim.HOUR], dtype=np.float64)
     assert sim._next_business_moment(saturday, cal)[0] == 7 * sim.DAY + 9 * sim.HOUR
-    assert sim._add_business_hours(np.array([9 * sim.HOUR], dtype=np.float64), np.array([18.0]), cal)[0] == sim.DAY + 18 * sim.HOUR
+    assert (
+        sim._add_business_hours(np.array([9 * sim.HOUR], dtype=np.float64), np.array([18.0]), cal)[0]
+        == sim.DAY + 18 * sim.HOUR
+    )
 
 
 # ---------------------------------------------------------------- churn and mechanisms

@@ -16,8 +16,11 @@ PARAMS = ROOT / "params.yaml"
 def small_export(tmp_path_factory) -> Path:
     """A 200-account canonical demo export (about 2 s), never edited: tests work on copies."""
     out = tmp_path_factory.mktemp("small") / "export"
-    run(["churn", "demo-data", "--accounts", "200", "--out", str(out), "--truth", str(out.parent / "truth")],
-        cwd=out.parent, env={"CHURN_PARAMS": str(PARAMS)})
+    run(
+        ["churn", "demo-data", "--accounts", "200", "--out", str(out), "--truth", str(out.parent / "truth")],
+        cwd=out.parent,
+        env={"CHURN_PARAMS": str(PARAMS)},
+    )
     return out
 
 

@@ -56,13 +56,19 @@ def test_an_ingest_killed_mid_stage_reruns_to_the_same_outputs(tmp_path, small_e
 
 def test_features_interrupted_by_sigint_keeps_the_previous_table(tmp_path, small_export, monkeypatch):
     env = {**os.environ, "CHURN_PARAMS": str(PARAMS), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([str(BIN / "churn"), "ingest", "--export", str(small_export)], cwd=tmp_path, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(BIN / "churn"), "ingest", "--export", str(small_export)],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     features = [str(BIN / "churn"), "features"]
     subprocess.run(features, cwd=tmp_path, env=env, check=True, capture_output=True)
     before = _snapshot(tmp_path / "data" / "processed")
-    process = subprocess.Popen(features, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    process = subprocess.Popen(
+        features, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     first = ""
     while "INFO" not in first and process.poll() is None:  # the first log line: inside the stage's guard
         first += process.stdout.readline()

@@ -20,8 +20,9 @@ from tests.features import canonical_frames as cf
 
 
 def _ingest(in_tmp: Path, export: Path, preset: str = "canonical"):
-    return CliRunner().invoke(app, ["ingest", "--export", str(export), "--preset", preset,
-                                    "--out", str(in_tmp / "interim")])
+    return CliRunner().invoke(
+        app, ["ingest", "--export", str(export), "--preset", preset, "--out", str(in_tmp / "interim")]
+    )
 
 
 def _one_error_line(result) -> str:
@@ -68,7 +69,8 @@ def test_a_missing_required_table_is_refused(in_tmp, export_copy):
     (export_copy / "contracts.csv").unlink()
     assert _one_error_line(_ingest(in_tmp, export_copy)) == (
         f"error: {export_copy}: required table 'contracts' not found "
-        "(looked for contracts.csv, contracts.csv.gz, contracts.parquet)")
+        "(looked for contracts.csv, contracts.csv.gz, contracts.parquet)"
+    )
 
 
 @pytest.mark.parametrize("preset", ["salesforce", "hubspot"])
@@ -81,8 +83,9 @@ def test_a_wrong_preset_names_the_missing_file_and_the_preset_that_fits(in_tmp, 
 def test_text_in_every_arr_cell_is_a_wrong_column_type_not_1000_rejects(in_tmp, export_copy):
     _edit_csv(export_copy / "contracts.csv", lambda f: f.__setitem__("arr", "ten thousand"))
     line = _one_error_line(_ingest(in_tmp, export_copy))
-    assert line.startswith(f"error: {export_copy}/contracts.csv: column 'arr': no value parses as a number "
-                           "(rows 1, 2, 3 and ")
+    assert line.startswith(
+        f"error: {export_copy}/contracts.csv: column 'arr': no value parses as a number (rows 1, 2, 3 and "
+    )
     assert line.endswith("e.g. 'ten thousand'); fix the column in the export")
 
 
@@ -118,8 +121,12 @@ def test_a_csv_cut_mid_row_rejects_its_last_row_and_says_why(in_tmp, export_copy
 
 def test_a_10_mb_text_field_is_read_and_not_carried_forward(in_tmp, export_copy):
     body = "x" * 10_000_000
-    _edit_csv(export_copy / "accounts.csv", lambda f: f.assign(notes_body=[body] + [""] * (len(f) - 1)).pipe(
-        lambda g: f.__setitem__("notes_body", g["notes_body"])))
+    _edit_csv(
+        export_copy / "accounts.csv",
+        lambda f: f.assign(notes_body=[body] + [""] * (len(f) - 1)).pipe(
+            lambda g: f.__setitem__("notes_body", g["notes_body"])
+        ),
+    )
     assert _ingest(in_tmp, export_copy).exit_code == 0
     report = _report(in_tmp)["tables"]["accounts"]
     assert report["rows_rejected"] == {} and "columns ignored (not in the mapping): notes_body" in report["notes"]
@@ -132,8 +139,10 @@ def test_zero_row_optional_tables_drop_their_families_only(in_tmp, export_copy):
         path.write_text(path.read_text().splitlines()[0] + "\n")
     assert _ingest(in_tmp, export_copy).exit_code == 0
     assert len(pd.read_parquet(in_tmp / "interim" / "meetings.parquet")) == 0
-    tables = {n: pd.read_parquet(in_tmp / "interim" / f"{n}.parquet") for n in ("accounts", "contracts", "meetings",
-                                                                              "tickets", "surveys", "emails")}
+    tables = {
+        n: pd.read_parquet(in_tmp / "interim" / f"{n}.parquet")
+        for n in ("accounts", "contracts", "meetings", "tickets", "surveys", "emails")
+    }
     frame, catalogue = build_features(tables, [dt.date(2026, 6, 1)], settings().features)
     assert {"qbr", "voice"} <= set(catalogue["dropped_families"])
     assert not [c for c in frame if c.startswith(("ticket_", "nps_", "qbr_"))]
@@ -144,6 +153,7 @@ def test_duplicate_account_ids_with_conflicting_attributes_keep_one_and_reject_t
     def conflict(f):
         twin = f.iloc[[0]].assign(region="APAC", segment="SMB")
         f.loc[len(f)] = twin.iloc[0]
+
     _edit_csv(export_copy / "accounts.csv", conflict)
     assert _ingest(in_tmp, export_copy).exit_code == 0
     assert _report(in_tmp)["tables"]["accounts"]["rows_rejected"] == {"conflicting account_id": 1}
@@ -153,13 +163,19 @@ def test_duplicate_account_ids_with_conflicting_attributes_keep_one_and_reject_t
 
 # --- feature and training edge cases, on frames built by hand --------------------------------
 
-PARAMS = {"frequency_days": 7, "first_snapshot": "2025-01-06", "horizon_days": 90, "grace_days": 30,
-          "business_hours": (9, 18)}
+PARAMS = {
+    "frequency_days": 7,
+    "first_snapshot": "2025-01-06",
+    "horizon_days": 90,
+    "grace_days": 30,
+    "business_hours": (9, 18),
+}
 
 
 def _book():
-    accounts = cf.accounts({"account_id": "a1", "timezone": "America/New_York"}, {"account_id": "quiet"},
-                           {"account_id": "overlap"})
+    accounts = cf.accounts(
+        {"account_id": "a1", "timezone": "America/New_York"}, {"account_id": "quiet"}, {"account_id": "overlap"}
+    )
     contracts = cf.contracts(
         {"account_id": "a1", "start_date": "2024-06-01", "end_date": "2026-05-31"},
         {"account_id": "quiet", "start_date": "2024-06-01", "end_date": "2026-05-31"},
@@ -185,8 +201,14 @@ def test_single_snapshot_no_activity_dst_and_overlapping_contracts():
 @pytest.mark.parametrize("label", [0, 1])
 def test_a_training_window_with_one_class_is_refused_before_auc_or_calibration(label):
     dates = pd.to_datetime(["2025-01-06", "2025-10-06", "2026-04-06"] * 4)
-    frame = pd.DataFrame({"account_id": [f"a{i}" for i in range(12)], "snapshot_date": dates,
-                          "label": pd.array([label] * 12, dtype="Int8"), "x": range(12)})
+    frame = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(12)],
+            "snapshot_date": dates,
+            "label": pd.array([label] * 12, dtype="Int8"),
+            "x": range(12),
+        }
+    )
     frame.loc[frame["snapshot_date"].dt.year == 2026, "label"] = [0, 1, 0, 1]  # only the train window is one-sided
     frame.loc[frame["snapshot_date"].dt.month == 10, "label"] = [0, 1, 0, 1]
     windows = Windows(dt.date(2025, 6, 30), dt.date(2025, 9, 29), dt.date(2025, 12, 29), dt.date(2026, 3, 30))

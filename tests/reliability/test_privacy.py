@@ -25,8 +25,7 @@ pytestmark = pytest.mark.slow
 
 NAMES = ("Zebulon Quackenbush", "Philippa Ostrowska-Lindqvist")
 ADDRESSES = ("zebulon.quackenbush@canary-pii.example", "p.ostrowska@canary-pii.example")
-BODIES = ("CANARY-BODY-7f3a our CFO wants a discount before renewal",
-          "CANARY-BODY-91c2 please call me on my mobile")
+BODIES = ("CANARY-BODY-7f3a our CFO wants a discount before renewal", "CANARY-BODY-91c2 please call me on my mobile")
 # each value, and distinctive pieces of it, must appear nowhere downstream
 NEEDLES = (*NAMES, *ADDRESSES, *BODIES, "Quackenbush", "Ostrowska", "canary-pii", "CANARY-BODY")
 STAGES = (["ingest"], ["features"], ["train"], ["evaluate"], ["score"])
@@ -52,6 +51,7 @@ def _pick(n: int, values: tuple[str, ...]) -> list[str]:
 
 def inject_personal_data(export: Path) -> None:
     """Put names, addresses and bodies where Salesforce and Segment exports carry them."""
+
     def edit(stem: str, change) -> None:
         path = next(p for p in export.iterdir() if p.name.split(".")[0] == stem)
         frame = _read(path)
@@ -122,8 +122,24 @@ def pipeline_on_personal_data(tmp_path_factory):
     export = tmp / "export"
     params = _params(tmp, export)
     env = {"CHURN_PARAMS": str(params)}
-    logs = [run(["churn", "demo-data", "--accounts", "300", "--format", "salesforce", "--out", str(export),
-                 "--truth", str(tmp / "truth")], cwd=tmp, env=env)]
+    logs = [
+        run(
+            [
+                "churn",
+                "demo-data",
+                "--accounts",
+                "300",
+                "--format",
+                "salesforce",
+                "--out",
+                str(export),
+                "--truth",
+                str(tmp / "truth"),
+            ],
+            cwd=tmp,
+            env=env,
+        )
+    ]
     inject_personal_data(export)
     for stage in STAGES:
         logs.append(run(["churn", *stage, "--verbose"], cwd=tmp, env=env))

@@ -16,8 +16,22 @@ def _sha(path) -> str:
 def test_salesforce_shaped_demo_is_byte_identical(tmp_path):
     digests = []
     for name in ("a", "b"):
-        run(["churn", "demo-data", "--accounts", "50", "--format", "salesforce", "--out", str(tmp_path / name),
-             "--truth", str(tmp_path / f"{name}-truth")], cwd=tmp_path, env={"CHURN_PARAMS": str(ROOT / "params.yaml")})
+        run(
+            [
+                "churn",
+                "demo-data",
+                "--accounts",
+                "50",
+                "--format",
+                "salesforce",
+                "--out",
+                str(tmp_path / name),
+                "--truth",
+                str(tmp_path / f"{name}-truth"),
+            ],
+            cwd=tmp_path,
+            env={"CHURN_PARAMS": str(ROOT / "params.yaml")},
+        )
         digests.append({p.name: _sha(p) for p in (tmp_path / name).iterdir()})
     assert digests[0] == digests[1]  # gzip headers carry no temp file name, no mtime
 

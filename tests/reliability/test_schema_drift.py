@@ -36,8 +36,10 @@ def test_a_dropped_required_column_names_file_and_column(in_tmp, export_copy):
     _rewrite(export_copy / "contracts.csv", lambda f: f.drop(columns="arr"))
     result = _ingest(in_tmp, export_copy)
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert (f"error: {export_copy}/contracts.csv: missing required column 'arr' (columns found: contract_id, "
-            "account_id, start_date, end_date, seats, status, cancel_date)") in result.output
+    assert (
+        f"error: {export_copy}/contracts.csv: missing required column 'arr' (columns found: contract_id, "
+        "account_id, start_date, end_date, seats, status, cancel_date)"
+    ) in result.output
 
 
 def test_a_renamed_column_suggests_the_mapping(in_tmp, export_copy):
@@ -46,15 +48,20 @@ def test_a_renamed_column_suggests_the_mapping(in_tmp, export_copy):
     assert result.exit_code == 2
     line = next(x for x in result.output.splitlines() if x.startswith("error:"))
     assert line.startswith(f"error: {export_copy}/contracts.csv: missing required column 'end_date'")
-    assert line.endswith("; 'contract_end_date' looks like a renamed 'end_date': rename it back, or pass --preset "
-                         "with a mapping file that maps contracts.end_date to 'contract_end_date' "
-                         "(start from pipelines/ingestion/presets/examples/mapping_example.yaml)")
+    assert line.endswith(
+        "; 'contract_end_date' looks like a renamed 'end_date': rename it back, or pass --preset "
+        "with a mapping file that maps contracts.end_date to 'contract_end_date' "
+        "(start from pipelines/ingestion/presets/examples/mapping_example.yaml)"
+    )
 
 
 def test_score_refuses_when_a_dropped_family_removed_model_features():
     model = SimpleNamespace(features=["ticket_opened_count_90d", "tenure_length_days"])
     catalog = {"features": [{"name": "tenure_length_days"}], "dropped_families": {"support": "tickets absent"}}
-    with pytest.raises(InputError, match="feature drift: the model needs 1 feature\\(s\\) this export does not "
-                                         "produce, e.g. ticket_opened_count_90d \\(families dropped for this export: "
-                                         "support: tickets absent\\)"):
+    with pytest.raises(
+        InputError,
+        match="feature drift: the model needs 1 feature\\(s\\) this export does not "
+        "produce, e.g. ticket_opened_count_90d \\(families dropped for this export: "
+        "support: tickets absent\\)",
+    ):
         check_feature_drift(model, catalog, pd.DataFrame())
