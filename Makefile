@@ -12,13 +12,14 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test test-fast notebooks bench clean help
+.PHONY: setup run test test-fast notebooks lab bench clean help
 
 help:
 	@echo "make run        set up .venv from uv.lock, then dvc repro on the demo export"
 	@echo "make test       set up .venv, then run the whole test suite (slow tests included)"
 	@echo "make test-fast  unit tests only"
 	@echo "make notebooks  render the notebooks to HTML in reports/notebooks/"
+	@echo "make lab        JupyterLab on http://127.0.0.1:8888 (notebooks find the project root themselves)"
 	@echo "make bench      benchmark every stage at 1,000 and 10,000 accounts (BENCH_ARGS=--large for 100,000)"
 
 $(UV):
@@ -45,7 +46,10 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
 notebooks: setup
-	$(BIN)/python -m pipelines.notebooks render
+	$(BIN)/python -m pipelines.devtools.notebooks render
+
+lab: setup
+	$(BIN)/jupyter lab --ip 127.0.0.1 --port 8888 --no-browser --notebook-dir .
 
 bench: setup
 	$(BIN)/churn bench $(BENCH_ARGS)

@@ -21,39 +21,13 @@ from features import adoption, context, qbr, responsiveness, support, tenure, vo
 from features.catalogue import FeatureSpec, catalogue_to_json
 from features.duck import KEY, Table, for_accounts
 from features.errors import InputError
+from features.params import FeatureParams
 from features.schemas import TABLES
 from features.snapshots import build_grid, export_last_date, normalise_dates, snapshot_dates
 
 LOG = logging.getLogger("churn.features")
 
 LABEL_COLUMNS = ["label", "churn_date"]
-
-
-@dataclass(frozen=True)
-class SnapshotParams:
-    """The parameters the features need (a subset of ``pipelines.config.FeatureParams``)."""
-
-    first_snapshot: dt.date
-    frequency_days: int = 7
-    horizon_days: int = 90
-    grace_days: int = 30
-    business_hours: tuple[int, int] = (9, 18)
-    batch_rows: int = 2_500_000
-
-    @classmethod
-    def coerce(cls, params: Any) -> "SnapshotParams":
-        """Accept FeatureParams, this class or a plain mapping (tests, notebooks)."""
-        if isinstance(params, cls):
-            return params
-        get = params.get if isinstance(params, Mapping) else lambda k, d=None: getattr(params, k, d)
-        return cls(
-            first_snapshot=pd.Timestamp(get("first_snapshot")).date(),
-            frequency_days=int(get("frequency_days", 7)),
-            horizon_days=int(get("horizon_days", 90)),
-            grace_days=int(get("grace_days", 30)),
-            business_hours=tuple(int(h) for h in get("business_hours", (9, 18))),
-            batch_rows=int(get("batch_rows", 2_500_000)),
-        )
 
 
 @dataclass(frozen=True)
@@ -68,7 +42,7 @@ class Family:
     name: str
     requires: tuple[str, ...]
     specs: list[FeatureSpec]
-    compute: Callable[[dict[str, Table], pd.DataFrame, SnapshotParams, Any], pd.DataFrame]
+    compute: Callable[[dict[str, Table], pd.DataFrame, FeatureParams, Any], pd.DataFrame]
     per_account: bool = True
     shared: Callable[[dict[str, Table]], Any] = lambda tables: None
 
@@ -133,7 +107,7 @@ def usable_tables(tables: Mapping[str, pd.DataFrame]) -> tuple[dict[str, pd.Data
 
 
 def resolve_snapshots(
-    snapshots: Iterable | pd.Series | None, params: SnapshotParams, last_date: pd.Timestamp
+    snapshots: Iterable | pd.Series | None, params: FeatureParams, last_date: pd.Timestamp
 ) -> pd.DatetimeIndex:
     """The regular weekly grid up to the export's last date, or the explicit dates asked for."""
     if snapshots is None:
@@ -163,7 +137,12 @@ def account_batches(
 
 
 def compute_in_batches(
-    family: Family, tables: Mapping[str, Table], grid: pd.DataFrame, p: SnapshotParams, rows_in: int
+    family: Family,
+    tables: Mapping[str, Table],
+    grid: pd.DataFrame,
+    p: FeatureParams,
+    rows_in: int,
+    batch_rows: int | None,
 ) -> pd.DataFrame:
     """``family.compute`` on the whole grid, or batch by batch of accounts when its tables are large.
 
@@ -171,7 +150,7 @@ def compute_in_batches(
     on account ranges instead; its values are the same, its memory a fraction. The result is
     aligned on ``grid``'s rows, as ``compute`` itself returns it.
     """
-    batches = account_batches(grid, rows_in, p.batch_rows, p.frequency_days) if family.per_account else []
+    batches = account_batches(grid, rows_in, batch_rows, p.frequency_days) if family.per_account and batch_rows else []
     if len(batches) <= 1:
         return family.compute(dict(tables), grid, p, None)
     shared = family.shared(dict(tables))
@@ -189,8 +168,9 @@ def compute_in_batches(
 def build_features(
     tables: Mapping[str, pd.DataFrame],
     snapshots: Iterable | pd.Series | None,
-    params: Any,
+    params: FeatureParams,
     export_end: dt.date | None = None,
+    batch_rows: int | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The labelled, point-in-time feature table and its catalogue document.
 
@@ -198,14 +178,16 @@ def build_features(
         tables: canonical frames by table name (accounts and contracts required).
         snapshots: explicit snapshot dates (e.g. scoring's as-of and as-of minus 7 days),
             or None for every ``frequency_days`` from ``first_snapshot`` to the export's end.
-        params: ``FeatureParams`` (or a mapping with the same keys).
+        params: the ``features`` section of params.yaml.
         export_end: override of the export's last observed day (default: derived from the data).
+        batch_rows: run per-account families on batches of accounts holding about this many
+            event rows (bounds memory; the values are the same), or None for one pass.
 
     Returns:
         The frame with ``account_id``, ``snapshot_date``, ``label`` (Int8), ``churn_date``,
         then one float64 (or category) column per feature; and the catalogue JSON document.
     """
-    p = SnapshotParams.coerce(params)
+    p = params
     check_tables(tables)
     usable, missing = usable_tables(tables)
     if "contracts" not in usable:
@@ -228,7 +210,7 @@ def build_features(
         start = time.perf_counter()
         LOG.info("features: %s (%s): computing", family.name, ", ".join(family.requires))
         rows_in = sum(len(usable[t]) for t in family.requires)
-        result = compute_in_batches(family, usable, grid[KEY], p, rows_in)
+        result = compute_in_batches(family, usable, grid[KEY], p, rows_in, batch_rows)
         seconds = time.perf_counter() - start
         LOG.info(
             "features: %s (%s): %s rows in, %s rows out in %.2f s (%.0f rows/s)",

@@ -104,3 +104,57 @@ def catalogue_from_json(doc: dict) -> list[FeatureSpec]:
 def catalogue_hash(doc: dict) -> str:
     """A stable fingerprint of the catalogue, stored with the model to detect drift."""
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The catalogue as one object: the one answer to "which features are categorical, constrained,
+    the ARR, the days to renewal", so no stage looks those up by its own rule."""
+
+    specs: tuple[FeatureSpec, ...]
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Catalogue:
+        return cls(tuple(catalogue_from_json(doc)))
+
+    @property
+    def names(self) -> list[str]:
+        """The model's inputs, in catalogue order."""
+        return [s.name for s in self.specs]
+
+    @property
+    def by_name(self) -> dict[str, FeatureSpec]:
+        return {s.name: s for s in self.specs}
+
+    @property
+    def categorical(self) -> list[str]:
+        return [s.name for s in self.specs if s.dtype == "category"]
+
+    @property
+    def monotone_constraints(self) -> list[int]:
+        """The risk direction per feature (0 for categoricals): more latency can never lower risk."""
+        return [int(s.risk_direction) if s.dtype != "category" else 0 for s in self.specs]
+
+    @property
+    def context(self) -> list[str]:
+        """Account-profile features (region, segment), for per-group metrics."""
+        return [s.name for s in self.specs if s.signal == "context"]
+
+    def first(self, signal: str, unit: str) -> str | None:
+        """The first feature of a signal measured in a unit."""
+        return next((s.name for s in self.specs if s.signal == signal and s.unit == unit), None)
+
+    @property
+    def arr(self) -> str | None:
+        """The current-ARR feature, for ARR-weighted metrics and ARR at risk."""
+        return self.first("commercial", "currency")
+
+    @property
+    def days_to_renewal(self) -> str | None:
+        """The renewal countdown in days."""
+        return self.first("renewal", "days")
+
+    def only(self, names: list[str]) -> Catalogue:
+        """The catalogue restricted to ``names`` (a model's feature list), in that order."""
+        by_name = self.by_name
+        return Catalogue(tuple(by_name[n] for n in names))

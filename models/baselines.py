@@ -18,6 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from features.catalogue import Catalogue
+
 
 def logistic_baseline(numeric: list[str], categorical: list[str], seed: int = 0) -> Pipeline:
     """Median imputation with missing-indicators, scaling, one-hot, L2 logistic regression."""
@@ -95,3 +97,29 @@ class HealthScore:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return self.calibrator_.predict(self.score(frame))
+
+
+@dataclass
+class Baselines:
+    """The two references every model figure is read against, fitted on the same split."""
+
+    logistic: Pipeline
+    health: HealthScore
+    features: list[str]
+    categorical: list[str]
+
+    def predict_proba(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Churn probabilities of both baselines for the rows of ``frame``."""
+        X = as_object_categoricals(frame[self.features], self.categorical)
+        return {"logistic": self.logistic.predict_proba(X)[:, 1], "health": self.health.predict_proba(frame)}
+
+
+def fit_baselines(parts: dict[str, pd.DataFrame], catalogue: Catalogue, seed: int, label: str = "label") -> Baselines:
+    """The logistic-regression pipeline (fit on train) and the health score (mapped on validation)."""
+    features, categorical = catalogue.names, catalogue.categorical
+    numeric = [f for f in features if f not in categorical]
+    logistic = logistic_baseline(numeric, categorical, seed=seed)
+    train = parts["train"]
+    logistic.fit(as_object_categoricals(train[features], categorical), train[label].astype(int))
+    health = HealthScore().fit(parts["valid"], parts["valid"][label].astype(int).to_numpy())
+    return Baselines(logistic, health, features, categorical)

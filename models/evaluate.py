@@ -16,6 +16,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from features.catalogue import Catalogue
+
 
 def top_share_mask(probability: np.ndarray, share: float) -> np.ndarray:
     """The top ``share`` of rows by probability (ties broken by position, deterministically)."""
@@ -112,3 +114,75 @@ def improvement(model: dict[str, float], baseline: dict[str, float]) -> dict[str
         "brier_reduction_pct": 100 * (baseline["brier"] - model["brier"]) / baseline["brier"],
         "lift_top10_gain": model["lift_top10"] - baseline["lift_top10"],
     }
+
+
+# ---------------------------------------------------------------- the test window, model and baselines side by side
+
+MODEL_NAMES = ("model", "logistic", "health")
+PREDICTION_KEYS = ("account_id", "snapshot_date", "label", "churn_date")
+
+
+def test_predictions(test: pd.DataFrame, probabilities: dict[str, np.ndarray], catalogue: Catalogue) -> pd.DataFrame:
+    """What evaluate needs without re-training: keys, label, ARR, context, and each model's probability."""
+    keep = [*PREDICTION_KEYS, *catalogue.context]
+    out = test[[c for c in keep if c in test]].reset_index(drop=True).copy()
+    arr = catalogue.arr
+    out["arr"] = test[arr].to_numpy(dtype=float) if arr in test else np.nan
+    out["label"] = out["label"].astype(int)
+    for name, p in probabilities.items():
+        out[f"p_{name}"] = p
+    return out
+
+
+def arr_values(frame: pd.DataFrame, catalogue: Catalogue) -> np.ndarray | None:
+    """Each row's current ARR, for ARR-weighted metrics (None when the export has no ARR)."""
+    arr = catalogue.arr
+    return frame[arr].to_numpy(dtype=float) if arr in frame else None
+
+
+def test_evaluation(
+    test: pd.DataFrame, probabilities: dict[str, np.ndarray], catalogue: Catalogue, health_flags: list[str]
+) -> dict:
+    """Metrics of the model and each baseline on the test window, and the model's gain over each baseline."""
+    y = test["label"].astype(int).to_numpy()
+    arr = arr_values(test, catalogue)
+    metrics = {name: classification_metrics(y, p, arr) for name, p in probabilities.items()}
+    return {
+        "test": metrics,
+        "improvement": {b: improvement(metrics["model"], metrics[b]) for b in ("logistic", "health")},
+        "health_flags": health_flags,
+    }
+
+
+def curve_frames(pred: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """ROC, PR, reliability and lift points for the model and both baselines, long format."""
+    y = pred["label"].to_numpy()
+    frames: dict[str, list[pd.DataFrame]] = {"roc": [], "pr": [], "calibration": [], "lift": []}
+    for name in MODEL_NAMES:
+        p = pred[f"p_{name}"].to_numpy()
+        frames["roc"].append(roc_points(y, p, name))
+        frames["pr"].append(pr_points(y, p, name))
+        table = reliability_table(y, p).dropna(subset=["mean_predicted"])
+        table.insert(0, "model", name)
+        frames["calibration"].append(table)
+        frames["lift"].append(lift_points(y, p, name))
+    return {k: pd.concat(v, ignore_index=True) for k, v in frames.items()}
+
+
+def importance_frame(booster) -> pd.DataFrame:
+    """Gain importance per feature of a LightGBM booster, largest first."""
+    gains = booster.feature_importance(importance_type="gain")
+    frame = pd.DataFrame({"feature": booster.feature_name(), "importance": gains})
+    return frame.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def metrics_document(evaluation: dict, pred: pd.DataFrame) -> dict:
+    """metrics.json: model and baselines side by side, improvements, reliability and per-segment AUC."""
+    doc = {name: {k: round(v, 6) for k, v in evaluation["test"][name].items()} for name in MODEL_NAMES}
+    doc["model_vs"] = {b: {k: round(v, 6) for k, v in d.items()} for b, d in evaluation["improvement"].items()}
+    y, p = pred["label"].to_numpy(), pred["p_model"].to_numpy()
+    doc["reliability"] = reliability_table(y, p).round(6).to_dict(orient="records")
+    context = [c for c in pred.columns if c not in (*PREDICTION_KEYS, "arr") and not c.startswith("p_")]
+    for group in context:
+        doc[f"by_{group}"] = metrics_by_group(pred, group).round(6).to_dict(orient="records")
+    return doc

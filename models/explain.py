@@ -10,12 +10,15 @@ monotone map of that score.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from features.catalogue import SIGNALS, FeatureSpec, format_value
-from models.train import ChurnModel
+
+if TYPE_CHECKING:  # train imports explain (reference values), so the model type is for hints only
+    from models.train import ChurnModel
 
 NOT_A_REASON = {"context"}  # region/segment explain a score but are nothing a CSM can act on
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+import yaml
 
 from features.catalogue import SIGNALS
 from features.errors import InputError
@@ -25,3 +28,11 @@ def plays_for(signals: pd.Series, playbook: dict[str, str]) -> pd.Series:
     """The play of each reason's signal; a signal the playbook lacks gets a generic review."""
     fallback = "Review the account with its owner this week."
     return signals.map(lambda s: playbook.get(s, fallback) if isinstance(s, str) else pd.NA).astype("string")
+
+
+def load_playbook(path: Path) -> dict[str, str]:
+    """The team's playbook file (``paths.playbook``), validated."""
+    try:
+        return validate_playbook(yaml.safe_load(Path(path).read_text()), str(path))
+    except FileNotFoundError:
+        raise InputError(f"{path}: playbook not found (params.yaml paths.playbook)") from None

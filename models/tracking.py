@@ -20,6 +20,8 @@ from features.errors import InputError
 LOG = logging.getLogger("churn.tracking")
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+RUN_FILE = "mlflow_run.json"  # in the model folder: which run and registered version the files are
+MODEL_SHA_TAG = "model_sha256"  # on each registered version: the fingerprint of its model files
 
 
 def resolve_tracking_uri(default_db: Path) -> str:
@@ -139,3 +141,165 @@ def load_registered_files(model_uri: str) -> Path:
         raise InputError(f"model {model_uri}: not a churn model logged by `churn train` (no model.lgb / extra_files)")
     (extras / "model.txt").write_bytes(booster.read_bytes())
     return extras
+
+
+def version_with_fingerprint(client, name: str, fingerprint: str):
+    """The registered version whose model files have this fingerprint, or None.
+
+    A forced rerun that trains the very same model must not register it again: the
+    registry would gain a version per rerun and the weekly list's ``model_version`` would
+    change although nothing did.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return None
+    same = [v for v in versions if (v.tags or {}).get(MODEL_SHA_TAG) == fingerprint]
+    return min(same, key=lambda v: int(v.version)) if same else None
+
+
+def score_champion_on_test(client, name: str, test, features: list[str], arr) -> tuple[dict | None, str | None]:
+    """The current champion's metrics on *this* test window, so the gate compares like with like."""
+    from models.evaluate import classification_metrics
+    from models.train import LABEL, ChurnModel
+
+    version = champion_version(client, name)
+    if version is None:
+        return None, None
+    champion = ChurnModel.load(load_registered_files(f"models:/{name}@{CHAMPION}"))
+    if champion.features != features:
+        tags = version.tags or {}
+        if "test_roc_auc" in tags and "test_brier" in tags:
+            LOG.warning(
+                "champion v%s has another feature list; comparing with its logged test figures", version.version
+            )
+            return {"roc_auc": float(tags["test_roc_auc"]), "brier": float(tags["test_brier"])}, version.version
+        return None, version.version
+    metrics = classification_metrics(test[LABEL].astype(int).to_numpy(), champion.predict_proba(test), arr)
+    return metrics, version.version
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What one training run logs: where, under which names, and with which parameters and data."""
+
+    tracking_uri: str
+    experiment: str
+    registered_model: str
+    params: dict
+    tags: dict
+    model_fingerprint: str
+    test_window: str
+
+
+def log_training_run(run: TrainingRun, model, test, evaluation: dict, model_dir: Path, arr) -> dict:
+    """One MLflow run: params, data fingerprint, metrics, the model (registered), and the gate decision.
+
+    When the registry already holds a version with the same model files (a forced rerun on the
+    same data and parameters), nothing new is logged or registered: the existing run and version
+    are returned, so the model folder and the weekly list stay byte-identical.
+    """
+    import lightgbm as lgb
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from models.train import CALIBRATOR_FILE, EVALUATION_FILE, FEATURES_FILE, METADATA_FILE
+
+    client = connect(run.tracking_uri)
+    name = run.registered_model
+    existing = version_with_fingerprint(client, name, run.model_fingerprint)
+    if existing is not None:
+        aliases = ", ".join(existing.aliases) or "no alias"
+        LOG.info("model identical to %s v%s (%s): nothing new registered", name, existing.version, aliases)
+        return {
+            "run_id": existing.run_id,
+            "experiment_id": client.get_run(existing.run_id).info.experiment_id,
+            "tracking_uri": run.tracking_uri,
+            "registered_model": name,
+            "version": str(existing.version),
+            "alias": CHAMPION if CHAMPION in existing.aliases else CHALLENGER,
+            "reason": "identical to an already registered version",
+        }
+
+    experiment_id = ensure_experiment(client, run.experiment, run.tracking_uri)
+    champion_metrics, champion_before = score_champion_on_test(client, name, test, model.features, arr)
+    with mlflow.start_run(experiment_id=experiment_id) as active:
+        mlflow.log_params(run.params)
+        mlflow.set_tags({**run.tags, "git_commit": git_commit(), "test_window": run.test_window})
+        for which, metrics in evaluation["test"].items():
+            mlflow.log_metrics({f"{which}_{k}": v for k, v in metrics.items() if np.isfinite(v)})
+        X_example = model.matrix(test.head(5))
+        signature = infer_signature(X_example, model.booster.predict(X_example, raw_score=True))
+        extras = [str(model_dir / f) for f in (CALIBRATOR_FILE, FEATURES_FILE, METADATA_FILE)]
+        # The input example documents the expected frame; serving validation is skipped because
+        # JSON cannot carry pandas categoricals (region, segment): score through `churn score`.
+        info = mlflow.lightgbm.log_model(
+            model.booster,
+            name="model",
+            signature=signature,
+            input_example=X_example,
+            validate_serving_input=False,
+            pip_requirements=[f"lightgbm=={lgb.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
+            extra_files=extras,
+            registered_model_name=name,
+        )
+        mlflow.log_artifact(str(model_dir / CALIBRATOR_FILE), artifact_path="calibrator")
+        mlflow.log_artifact(str(model_dir / EVALUATION_FILE), artifact_path="evaluation")
+        version = str(info.registered_model_version)
+        new = evaluation["test"]["model"]
+        decision = decide_alias(new, champion_metrics)
+        client.set_registered_model_alias(name, decision.alias, version)
+        for key in ("roc_auc", "brier"):
+            client.set_model_version_tag(name, version, f"test_{key}", f"{new[key]:.6f}")
+        client.set_model_version_tag(name, version, "test_window", run.test_window)
+        client.set_model_version_tag(name, version, MODEL_SHA_TAG, run.model_fingerprint)
+        mlflow.set_tags(
+            {
+                "gate_decision": decision.alias,
+                "gate_reason": decision.reason,
+                "champion_version_before": champion_before or "none",
+            }
+        )
+        if champion_metrics:
+            mlflow.log_metrics(
+                {"champion_roc_auc": champion_metrics["roc_auc"], "champion_brier": champion_metrics["brier"]}
+            )
+        LOG.info(
+            "registered %s v%s as %s (%s): ROC AUC %.4f, Brier %.4f%s",
+            name,
+            version,
+            decision.alias,
+            decision.reason,
+            new["roc_auc"],
+            new["brier"],
+            f"; champion ROC AUC {champion_metrics['roc_auc']:.4f}, Brier {champion_metrics['brier']:.4f}"
+            if champion_metrics
+            else "",
+        )
+        return {
+            "run_id": active.info.run_id,
+            "experiment_id": experiment_id,
+            "tracking_uri": run.tracking_uri,
+            "registered_model": name,
+            "version": version,
+            "alias": decision.alias,
+            "reason": decision.reason,
+        }
+
+
+def log_artifacts_to_run(run: dict, files: list[Path]) -> None:
+    """Attach report files and figures to a training run recorded in the model folder's run file."""
+    client = connect(run["tracking_uri"])
+    for path in files:
+        client.log_artifact(run["run_id"], str(path), artifact_path="evaluation")
+
+
+def fingerprint(text: str) -> str:
+    """A short, stable digest of a text (e.g. the model files' sha256s one after another)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,12 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from features.catalogue import Catalogue, catalogue_hash
 from features.errors import InputError
+from models import explain
+from models.params import TrainParams
+
+LOG = logging.getLogger("churn.train")
 
 KEY_COLUMNS = ("account_id", "snapshot_date")
 LABEL = "label"
@@ -27,6 +33,8 @@ MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"
 FEATURES_FILE = "features.json"
 METADATA_FILE = "metadata.json"
+PREDICTIONS_FILE = "test_predictions.parquet"  # the test window's keys, labels and each model's probability
+EVALUATION_FILE = "evaluation.json"  # test metrics of the model and its baselines
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,10 @@ class Windows:
     valid_end: dt.date
     test_start: dt.date
     test_end: dt.date | None = None
+
+    @classmethod
+    def from_params(cls, p: TrainParams) -> Windows:
+        return cls(p.train_end, p.valid_start, p.valid_end, p.test_start, p.test_end)
 
     def as_dict(self) -> dict[str, str | None]:
         return {k: (None if v is None else v.isoformat()) for k, v in self.__dict__.items()}
@@ -74,15 +86,6 @@ def _require_both_classes(part: pd.DataFrame, name: str) -> None:
         )
 
 
-def feature_columns(catalog_doc: dict) -> list[str]:
-    """The model's inputs, in catalogue order (the catalogue is the one list of features)."""
-    return [f["name"] for f in catalog_doc["features"]]
-
-
-def categorical_columns(catalog_doc: dict) -> list[str]:
-    return [f["name"] for f in catalog_doc["features"] if f["dtype"] == "category"]
-
-
 def category_levels(frame: pd.DataFrame, categoricals: list[str]) -> dict[str, list[str]]:
     """Sorted levels per categorical, fixed at training so scoring encodes the same way."""
     return {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in categoricals}
@@ -104,16 +107,7 @@ def model_matrix(frame: pd.DataFrame, features: list[str], levels: dict[str, lis
     return X
 
 
-def monotone_constraints(catalog_doc: dict) -> list[int]:
-    """The catalogue's risk direction per feature: more latency can never lower risk, and so on.
-
-    Directions encode what customer success knows; constraining the trees to them makes the
-    explanations and the what-if behaviour trustworthy at a small cost in fit.
-    """
-    return [int(f["risk_direction"]) if f["dtype"] != "category" else 0 for f in catalog_doc["features"]]
-
-
-def lightgbm_params(p, positive_weight: float) -> dict:
+def lightgbm_params(p: TrainParams, positive_weight: float) -> dict:
     """Deterministic LightGBM settings: same data and params give the same model bytes."""
     # Early stopping watches log loss (what calibration cares about) on unweighted training;
     # with re-weighted churners the validation log loss is biased, so ranking (AUC) is watched instead.
@@ -235,17 +229,21 @@ class ChurnModel:
 
 
 def train_model(
-    parts: dict[str, pd.DataFrame], catalog_doc: dict, catalog_hash: str, params, windows: Windows
+    parts: dict[str, pd.DataFrame], catalog_doc: dict, catalog_hash: str, params: TrainParams, windows: Windows
 ) -> ChurnModel:
-    """Fit LightGBM on the train window with early stopping on validation, then calibrate on validation."""
-    features = feature_columns(catalog_doc)
-    levels = category_levels(parts["train"], categorical_columns(catalog_doc))
+    """Fit LightGBM on the train window with early stopping on validation, then calibrate on validation.
+
+    The model's metadata carries each feature's retained-account reference value (for reasons).
+    """
+    catalogue = Catalogue.from_json(catalog_doc)
+    features = catalogue.names
+    levels = category_levels(parts["train"], catalogue.categorical)
     X_train, y_train = model_matrix(parts["train"], features, levels), parts["train"][LABEL].astype(int)
     X_valid, y_valid = model_matrix(parts["valid"], features, levels), parts["valid"][LABEL].astype(int)
     weight = positive_weight(y_train, params.scale_pos_weight)
     lgb_params = lightgbm_params(params, weight)
     if params.monotone:
-        lgb_params["monotone_constraints"] = monotone_constraints(catalog_doc)
+        lgb_params["monotone_constraints"] = catalogue.monotone_constraints
         lgb_params["monotone_constraints_method"] = "intermediate"
     train_set = lgb.Dataset(X_train, y_train, categorical_feature=list(levels) or "auto", free_raw_data=False)
     valid_set = lgb.Dataset(X_valid, y_valid, reference=train_set)
@@ -271,4 +269,10 @@ def train_model(
         "calibration": params.calibration,
         "catalog_hash": catalog_hash,
     }
+    metadata["retained_reference"] = explain.reference_values(parts["train"], catalogue.by_name)
     return ChurnModel(booster, calibrator, features, levels, catalog_hash, metadata)
+
+
+def fit_model(parts: dict[str, pd.DataFrame], catalog_doc: dict, params: TrainParams) -> ChurnModel:
+    """``train_model`` with the windows and catalogue fingerprint taken from the parameters and catalogue."""
+    return train_model(parts, catalog_doc, catalogue_hash(catalog_doc), params, Windows.from_params(params))

@@ -159,7 +159,7 @@ def bench(
     verbose: Verbose = False,
 ) -> None:
     """Benchmark every stage against the DuckDB floor; write reports/bench.json."""
-    from pipelines import bench as stage
+    from pipelines.devtools import bench as stage
 
     stage.main(sizes=[int(s) for s in sizes.split(",") if s], large=large)
 

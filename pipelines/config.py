@@ -10,19 +10,17 @@ import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
+
+from features.params import FeatureParams, StrictParams
+from models.params import ScoreParams, TrainParams
 
 PARAMS_FILE = "params.yaml"  # relative to the working directory, as DVC runs stages from the repo root
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Paths(_Strict):
+class Paths(StrictParams):
     demo_export: Path
     ground_truth: Path
     interim: Path
@@ -48,82 +46,69 @@ class Paths(_Strict):
     def ingest_report(self) -> Path:
         return self.reports / "ingest.json"
 
+    @property
+    def ingest_totals(self) -> Path:
+        """The ingest report's totals alone: the numbers DVC compares between experiments."""
+        return self.reports / "ingest_totals.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.reports / "metrics.json"
+
 
 MEMORY = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # a DuckDB memory_limit
 
 
-class DataParams(_Strict):
+class DataParams(StrictParams):
+    """Which export ingest reads, and how its columns map to the canonical tables."""
+
     export_dir: Path
-    preset: str = "canonical"
-    chunk_rows: int = Field(500_000, ge=1)  # rows per chunk at ingest: bounds memory, whatever the export's size
-    workers: int = Field(2, ge=1)  # processes applying the row rules to chunks of large tables
-    duckdb_memory_limit: str = Field("2GB", pattern=MEMORY)  # DuckDB's duplicate search spills past it
+    preset: str
 
 
-class DemoParams(_Strict):
-    accounts: int = 2000
-    seed: int = 7
+class DemoParams(StrictParams):
+    """The simulated demo book."""
+
+    accounts: int
+    seed: int
     start: dt.date
     end: dt.date
 
 
-class FeatureParams(_Strict):
-    frequency_days: int = 7
-    first_snapshot: dt.date
-    horizon_days: int = 90
-    grace_days: int = 30
-    business_hours: tuple[int, int] = (9, 18)
-    engine: Literal["duckdb", "spark"] = "duckdb"
-    batch_rows: int = Field(2_500_000, ge=1)  # event rows per batch of accounts in per-account families
-    duckdb_memory_limit: str = Field("6GB", pattern=MEMORY)
+class IngestRuntime(StrictParams):
+    chunk_rows: int = Field(ge=1)  # rows per chunk at ingest: bounds memory, whatever the export's size
+    workers: int = Field(ge=1)  # processes applying the row rules to chunks of large tables
+    duckdb_memory_limit: str = Field(pattern=MEMORY)  # DuckDB's duplicate search spills past it
 
 
-class TrainParams(_Strict):
-    train_end: dt.date
-    valid_start: dt.date
-    valid_end: dt.date
-    test_start: dt.date
-    test_end: dt.date | None = None
-    calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
-    seed: int = 42
-    num_boost_round: int = 2000
-    early_stopping_rounds: int = 100
-    learning_rate: float = 0.03
-    num_leaves: int = 15
-    min_data_in_leaf: int = 100
-    feature_fraction: float = 0.8
-    bagging_fraction: float = 0.8
-    bagging_freq: int = 1
-    lambda_l2: float = 1.0
-    scale_pos_weight: float | Literal["auto"] = "auto"
-    monotone: bool = True
-    registered_model: str = "churn-lgbm"
-    experiment: str = "churn"
+class FeaturesRuntime(StrictParams):
+    batch_rows: int = Field(ge=1)  # event rows per batch of accounts in per-account families
+    duckdb_memory_limit: str = Field(pattern=MEMORY)
 
 
-class ScoreParams(_Strict):
-    as_of: dt.date | None = None
-    top_reasons: int = 3
-    tiers: dict[str, float]
+class RuntimeParams(StrictParams):
+    """How the work is done, never what it produces: no stage lists this section in dvc.yaml,
+    so tuning memory, chunks or workers reruns nothing."""
+
+    ingest: IngestRuntime
+    features: FeaturesRuntime
 
 
-class Settings(_Strict):
+class Settings(StrictParams):
+    """params.yaml as one object; each section's type belongs to the code that consumes it."""
+
     paths: Paths
     data: DataParams
     demo: DemoParams
     features: FeatureParams
     train: TrainParams
     score: ScoreParams
+    runtime: RuntimeParams
 
     @model_validator(mode="after")
-    def _gaps_cover_the_horizon(self) -> "Settings":
+    def _gaps_cover_the_horizon(self) -> Settings:
         """Out-of-time windows must be separated by at least the label horizon, or labels leak."""
-        horizon = dt.timedelta(days=self.features.horizon_days)
-        t = self.train
-        if t.valid_start - t.train_end < horizon:
-            raise ValueError(f"train.valid_start must be at least {horizon.days} days after train.train_end")
-        if t.test_start - t.valid_end < horizon:
-            raise ValueError(f"train.test_start must be at least {horizon.days} days after train.valid_end")
+        self.train.check_gaps(self.features.horizon_days)
         return self
 
 
@@ -143,9 +128,19 @@ def load_settings(params_file: Path | str | None = None) -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{path}: {first_problem(exc)}") from None
+
+
+def first_problem(exc: ValidationError) -> str:
+    """One line for the most telling error: a misspelt key before the key it was meant to be."""
+    order = {"extra_forbidden": 0, "missing": 1}
+    error = min(exc.errors(), key=lambda e: order.get(e["type"], 2))
+    where = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "missing":
+        return f"{where}: missing; every setting that changes results is set here, the code has no default"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key (misspelt?)"
+    return f"{where}: {error['msg']}"
 
 
 @lru_cache(maxsize=1)

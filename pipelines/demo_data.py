@@ -11,8 +11,8 @@ from pathlib import Path
 
 from features.errors import InputError
 from pipelines.config import settings
+from pipelines.demo.simulate import simulate
 from pipelines.logs import LOG, timed
-from pipelines.simulate import simulate
 
 FORMATS = ("canonical", "salesforce", "hubspot")
 
@@ -55,9 +55,9 @@ def main(
 def _simulate_as_shape(accounts: int, seed: int, start, end, out: Path, truth: Path, fmt: str) -> dict:
     """Generate canonically into a scratch folder, then let the shape writer lay out ``fmt``."""
     try:
-        from pipelines.ingestion.shapes import write_export_shape
+        from pipelines.demo.shapes import write_export_shape
     except ImportError as exc:
-        raise InputError(f"--format {fmt}: the shape writer (pipelines/ingestion/shapes.py) is not available") from exc
+        raise InputError(f"--format {fmt}: the shape writer (pipelines/demo/shapes.py) is not available") from exc
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".canonical-", dir=out.parent) as scratch:
         summary = simulate(accounts, seed, start, end, Path(scratch), truth)

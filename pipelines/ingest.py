@@ -29,11 +29,19 @@ def main(export: Path | None = None, preset: str | None = None, out: Path | None
             preset,
             out,
             cfg.paths.ingest_report,
-            cfg.data.chunk_rows,
-            cfg.data.workers,
-            cfg.data.duckdb_memory_limit,
+            cfg.runtime.ingest.chunk_rows,
+            cfg.runtime.ingest.workers,
+            cfg.runtime.ingest.duckdb_memory_limit,
         )
+        write_json(totals(report), cfg.paths.ingest_totals)
         info["rows"] = sum(r.rows_read for r in report.tables.values())
+
+
+def totals(report: IngestReport) -> dict:
+    """Rows read, kept, repaired, rejected and filtered over all tables: the metrics experiments compare."""
+    doc = report.to_dict()
+    repaired = sum(sum(r.rows_repaired.values()) for r in report.tables.values())
+    return {**doc["totals"], "rows_repaired": repaired, "tables": len(report.tables)}
 
 
 def write_outputs(

@@ -1,7 +1,12 @@
-"""Atomic writes: a failed or interrupted stage never leaves a half-written output."""
+"""Every write of the pipeline, atomic: a failed or interrupted stage never leaves a half-written output.
+
+Files, JSON, CSV, Parquet, figures and whole folders (staged, then swapped in) are written here
+and nowhere else, so the guarantee holds for every output.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,6 +20,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from matplotlib.figure import Figure
 
 
 @contextmanager
@@ -123,3 +129,40 @@ def atomic_paths(*targets: Path | str) -> Iterator[list[Path]]:
 def json_text(doc: dict) -> str:
     """Pretty, key-sorted JSON (stable bytes for DVC)."""
     return json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def write_csv(frame: pd.DataFrame, target: Path | str) -> None:
+    """CSV without the pandas index, written atomically."""
+    write_atomic(target, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_figure(fig: Figure, target: Path | str, **savefig: object) -> Path:
+    """A PNG of ``fig``, written atomically, then closed.
+
+    Fixed metadata (no "Software" stamp) keeps the bytes identical from one run to the next,
+    so DVC and git see no change when nothing changed.
+    """
+    import matplotlib.pyplot as plt
+
+    write_atomic(target, lambda tmp: fig.savefig(tmp, format="png", metadata={"Software": None}, **savefig))
+    plt.close(fig)
+    return Path(target)
+
+
+def replace_figures(target: Path | str, figures: Callable[[], Iterator[tuple[str, Figure]]], **savefig: object) -> None:
+    """A folder of PNGs (``name.png`` per figure drawn by ``figures()``), swapped in whole."""
+
+    def fill(staging: Path) -> None:
+        for name, fig in figures():
+            write_figure(fig, staging / f"{name}.png", **savefig)
+
+    replace_folder(target, fill)
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 of a file: the identity of the data a model was trained on, or of the model itself."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,8 +1,9 @@
 """Read the pipeline's outputs from disk for analysis (the notebooks), with paths from params.yaml.
 
-Notebooks run from any folder with a ``PROJECT`` parameter; every function here takes that
-project root, reads ``<root>/params.yaml`` and resolves the configured paths under it, so no
-notebook spells ``data/...`` and a run on another checkout (e.g. the tests' clone) just works.
+Every function takes the project root; by default (``root=None``) it is found by walking up from
+the working directory to the folder holding ``dvc.yaml``, so a notebook runs the same from
+Jupyter started anywhere inside the project, from VS Code, or from the tests. No notebook spells
+``data/...``, and a run on another checkout (e.g. the tests' clone) just works.
 """
 
 from __future__ import annotations
@@ -14,17 +15,29 @@ from pathlib import Path
 
 import pandas as pd
 
-# Imported here, not lazily: the score module pins matplotlib's backend to Agg on import, so it must
-# happen before a notebook's `%matplotlib inline`, not in the middle of a cell that plots.
-from pipelines import score as score_stage
+from features.engine import use_engine
+from models import plays, scoring
+from pipelines.canonical import read_canonical_tables
 from pipelines.config import PARAMS_FILE, Settings, load_settings
 
 AT_RISK_FILE = "at_risk.csv"
 
 
-def project_settings(root: Path | str = ".") -> Settings:
-    """The project's settings with every path made absolute under ``root``."""
-    root = Path(root).resolve()
+PROJECT_MARKER = "dvc.yaml"
+
+
+def project_root(start: Path | str | None = None) -> Path:
+    """The project folder: ``start`` (default: the working directory) or the nearest parent holding dvc.yaml."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_MARKER).is_file() and (folder / PARAMS_FILE).is_file():
+            return folder
+    raise FileNotFoundError(f"{here}: not inside the project (no {PROJECT_MARKER} here or in any parent folder)")
+
+
+def project_settings(root: Path | str | None = None) -> Settings:
+    """The project's settings with every path made absolute under the project root."""
+    root = project_root(root)
     s = load_settings(root / PARAMS_FILE)
     paths = {name: root / value for name, value in s.paths.model_dump().items()}
     data = s.data.model_copy(update={"export_dir": root / s.data.export_dir})
@@ -50,7 +63,7 @@ def read_at_risk(path: Path | str) -> pd.DataFrame:
     return frame
 
 
-def load_tables(root: Path | str = ".", names: list[str] | None = None) -> dict[str, pd.DataFrame]:
+def load_tables(root: Path | str | None = None, names: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """The canonical tables written by ``ingest`` (all present ones, or just ``names``)."""
     folder = project_settings(root).paths.interim
     files = sorted(folder.glob("*.parquet")) if names is None else [folder / f"{n}.parquet" for n in names]
@@ -60,28 +73,28 @@ def load_tables(root: Path | str = ".", names: list[str] | None = None) -> dict[
     return {f.stem: pd.read_parquet(f) for f in files}
 
 
-def load_rejected(root: Path | str = ".") -> dict[str, pd.DataFrame]:
+def load_rejected(root: Path | str | None = None) -> dict[str, pd.DataFrame]:
     """The rows ``ingest`` rejected, per table, each with its source row number and reason."""
     folder = project_settings(root).paths.rejected
     return {f.stem: pd.read_parquet(f) for f in sorted(folder.glob("*.parquet"))}
 
 
-def load_ingest_report(root: Path | str = ".") -> dict:
+def load_ingest_report(root: Path | str | None = None) -> dict:
     """``reports/ingest.json``: rows read, kept, repaired, rejected and filtered per table."""
     return json.loads(project_settings(root).paths.ingest_report.read_text())
 
 
-def load_features(root: Path | str = ".", columns: list[str] | None = None) -> pd.DataFrame:
+def load_features(root: Path | str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     """The feature table (one row per account and weekly snapshot, label <NA> when unobserved)."""
     return pd.read_parquet(project_settings(root).paths.features, columns=columns)
 
 
-def load_catalog(root: Path | str = ".") -> dict:
+def load_catalog(root: Path | str | None = None) -> dict:
     """The feature catalogue written next to the feature table."""
     return json.loads(project_settings(root).paths.feature_catalog.read_text())
 
 
-def load_outputs(root: Path | str = ".") -> dict:
+def load_outputs(root: Path | str | None = None) -> dict:
     """The small outputs people read: metrics, test predictions, curves, at-risk list (absent ones skipped).
 
     Returns:
@@ -104,7 +117,7 @@ def load_outputs(root: Path | str = ".") -> dict:
     return out
 
 
-def load_model(root: Path | str = ".", spec: str | None = None):
+def load_model(root: Path | str | None = None, spec: str | None = None):
     """The model as a user loads it: a folder (default ``data/models``) or ``models:/churn-lgbm@champion``.
 
     Returns:
@@ -112,11 +125,13 @@ def load_model(root: Path | str = ".", spec: str | None = None):
     """
     s = project_settings(root)
     if spec and not spec.startswith(("models:/", "runs:/")):
-        spec = str(Path(root).resolve() / spec)
-    return score_stage.load_model(spec, s)
+        spec = str(project_root(root) / spec)
+    from models import tracking
+
+    return scoring.load_model(spec, s.paths.models, tracking.resolve_tracking_uri(s.paths.mlflow_db))
 
 
-def test_window(root: Path | str = ".") -> pd.DataFrame:
+def test_window(root: Path | str | None = None) -> pd.DataFrame:
     """The feature rows of the test window (the keys of ``test_predictions.parquet``), in its order."""
     s = project_settings(root)
     keys = pd.read_parquet(s.paths.models / "test_predictions.parquet", columns=["account_id", "snapshot_date"])
@@ -124,13 +139,13 @@ def test_window(root: Path | str = ".") -> pd.DataFrame:
     return keys.merge(features, on=["account_id", "snapshot_date"], how="left", validate="one_to_one")
 
 
-def load_playbook(root: Path | str = ".") -> dict[str, str]:
+def load_playbook(root: Path | str | None = None) -> dict[str, str]:
     """Signal family -> recommended play, as the score stage uses it."""
-    return score_stage.load_playbook(project_settings(root).paths.playbook)
+    return plays.load_playbook(project_settings(root).paths.playbook)
 
 
 def score_weeks(
-    root: Path | str = ".",
+    root: Path | str | None = None,
     as_of: str | dt.date | None = None,
     model: str | None = None,
     out_dir: Path | str | None = None,
@@ -145,20 +160,26 @@ def score_weeks(
         and ``model_version``.
     """
     s = project_settings(root)
-    tables = score_stage.read_canonical_tables(s.paths.interim)
+    tables = read_canonical_tables(s.paths.interim)
     when = (
         dt.date.fromisoformat(as_of)
         if isinstance(as_of, str)
-        else (as_of or s.score.as_of or score_stage.default_as_of(tables))
+        else (as_of or s.score.as_of or scoring.default_as_of(tables))
     )
     before = when - dt.timedelta(days=7)
     churn_model, version = load_model(root, model)
     folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="churn-weekly-"))
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
+    playbook = plays.load_playbook(s.paths.playbook)
+    runtime = s.runtime.features
     for label, day in (("before", before), ("now", when)):
         files[label] = folder / f"at_risk_{day.isoformat()}.csv"
-        score_stage.build_scores(tables, day, churn_model, version, s)["at_risk"].to_csv(files[label], index=False)
+        with use_engine("duckdb", runtime.duckdb_memory_limit):
+            result = scoring.build_scores(
+                tables, day, churn_model, version, s.features, s.score, playbook, runtime.batch_rows
+            )
+        result.at_risk.to_csv(files[label], index=False)
     return {
         "now": read_at_risk(files["now"]),
         "before": read_at_risk(files["before"]),

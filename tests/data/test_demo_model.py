@@ -83,7 +83,7 @@ def test_contributions_plus_base_value_equal_the_raw_score(outputs):
     as_of = pd.Timestamp(at_risk["as_of"].iloc[0])
     from features.build import build_features
     from pipelines.config import load_settings
-    from pipelines.score import read_canonical_tables
+    from pipelines.canonical import read_canonical_tables
 
     settings = load_settings(outputs["root"] / "params.yaml")
     frame, _ = build_features(read_canonical_tables(outputs["root"] / "data/interim"), [as_of.date()], settings.features)

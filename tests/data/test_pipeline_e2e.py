@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from features.schemas import TABLES
-from pipelines.score import CSV_COLUMNS
+from models.scoring import CSV_COLUMNS
 from tests.conftest import make_clone, run
 
 pytestmark = pytest.mark.slow
@@ -99,7 +99,7 @@ def _score(demo_run: Path, export: Path, preset: str, as_of: str, out: Path, mod
 
 @pytest.mark.parametrize("preset", ["salesforce", "hubspot"])
 def test_weekly_score_from_a_preset_export_with_the_champion_matches_the_canonical_one(demo_run, small_export, tmp_path, preset):
-    from pipelines.ingestion.shapes import write_export_shape
+    from pipelines.demo.shapes import write_export_shape
 
     shaped = tmp_path / preset
     write_export_shape(small_export, shaped, preset)
@@ -140,7 +140,7 @@ def test_scoring_at_t_ignores_rows_dated_t_or_later(demo_run, small_export, tmp_
 
 
 def test_dvc_repro_builds_features_from_salesforce_and_hubspot_exports(tmp_path):
-    from pipelines.ingestion.shapes import write_export_shape
+    from pipelines.demo.shapes import write_export_shape
 
     clone = make_clone(tmp_path / "clone")
     run(["churn", "demo-data", "--accounts", "250", "--out", "data/raw/small", "--truth", str(tmp_path / "truth")], cwd=clone)

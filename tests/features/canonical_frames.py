@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.params import FeatureParams
 from features.schemas import SCHEMAS, TABLES, pandas_dtype
 
 
@@ -213,3 +214,16 @@ def random_export(
         "usage_events": use,
         "surveys": sv,
     }
+
+
+def feature_params(**overrides) -> FeatureParams:
+    """The ``features`` section of params.yaml for hand-made exports (every key given, as params.yaml must)."""
+    base = {
+        "first_snapshot": "2024-03-04",
+        "frequency_days": 7,
+        "horizon_days": 90,
+        "grace_days": 30,
+        "business_hours": (9, 18),
+        "engine": "duckdb",
+    }
+    return FeatureParams(**{**base, **overrides})

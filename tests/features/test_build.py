@@ -2,19 +2,13 @@ import json
 
 import pandas as pd
 import pytest
-from canonical_frames import random_export
+from canonical_frames import feature_params, random_export
 
 from features.build import all_specs, build_features
 from features.catalogue import catalogue_from_json
 from features.errors import InputError
 
-PARAMS = {
-    "first_snapshot": "2024-03-04",
-    "frequency_days": 7,
-    "horizon_days": 90,
-    "grace_days": 30,
-    "business_hours": [9, 18],
-}
+PARAMS = feature_params(first_snapshot="2024-03-04")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +70,7 @@ def test_parquet_tables_and_account_batches_give_the_same_features(tmp_path):
     """The stage's path (event tables scanned in place, per-account families in batches of accounts)
     computes exactly what the in-memory path does."""
     from features.build import account_batches
-    from pipelines.features import read_tables
+    from pipelines.canonical import read_tables
 
     export = random_export(n_accounts=12, seed=5, days=300)
     for name, frame in export.items():
@@ -86,6 +80,6 @@ def test_parquet_tables_and_account_batches_give_the_same_features(tmp_path):
     assert len(account_batches(expected, len(export["emails"]), batch_rows)) >= 4
     one_date = expected[expected["snapshot_date"] == expected["snapshot_date"].max()]
     assert len(account_batches(one_date, len(export["emails"]), batch_rows)) == 1  # one date: ~1/13 of the rows held
-    got, doc = build_features(read_tables(tmp_path), None, {**PARAMS, "batch_rows": batch_rows})
+    got, doc = build_features(read_tables(tmp_path), None, PARAMS, batch_rows=batch_rows)
     pd.testing.assert_frame_equal(got, expected)
     assert doc == expected_doc

@@ -1,14 +1,14 @@
 """Point-in-time guarantees on random exports: features never see the future, labels match a brute force."""
 
 import pandas as pd
-from canonical_frames import random_export
+from canonical_frames import feature_params, random_export
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.build import build_features
 from features.snapshots import build_grid, export_last_date, snapshot_dates
 
-PARAMS = {"first_snapshot": "2024-02-05", "frequency_days": 7, "horizon_days": 90, "grace_days": 30}
+PARAMS = feature_params(first_snapshot="2024-02-05")
 KEY = ["account_id", "snapshot_date"]
 NO_FEATURE = ["label", "churn_date"]
 
@@ -55,7 +55,7 @@ def assert_same_features(full: pd.DataFrame, past: pd.DataFrame) -> None:
 @given(seed=st.integers(0, 10_000), week=st.integers(0, 60))
 def test_features_ignore_everything_at_or_after_the_snapshot(seed, week):
     tables = random_export(n_accounts=6, seed=seed, days=480, usage_per_day=3)
-    s = pd.Timestamp(PARAMS["first_snapshot"]) + pd.Timedelta(weeks=week)
+    s = pd.Timestamp(PARAMS.first_snapshot) + pd.Timedelta(weeks=week)
     full = features_at(tables, s)
     if full.empty:
         return
@@ -66,7 +66,7 @@ def test_features_ignore_everything_at_or_after_the_snapshot(seed, week):
 @given(seed=st.integers(0, 10_000), week=st.integers(0, 60), shift=st.integers(0, 400))
 def test_no_feature_depends_on_contracts_starting_later(seed, week, shift):
     tables = random_export(n_accounts=6, seed=seed, days=480, usage_per_day=1)
-    s = pd.Timestamp(PARAMS["first_snapshot"]) + pd.Timedelta(weeks=week)
+    s = pd.Timestamp(PARAMS.first_snapshot) + pd.Timedelta(weeks=week)
     full = features_at(tables, s)
     if full.empty:
         return

@@ -15,7 +15,7 @@ from features.engine import stop_spark, to_spark_sql, use_engine
 
 pytest.importorskip("pyspark")
 
-PARAMS = {"first_snapshot": "2024-03-04", "frequency_days": 14}
+PARAMS = cf.feature_params(first_snapshot="2024-03-04", frequency_days=14)
 
 
 def test_transpiler_fixes_the_constructs_sqlglot_gets_wrong() -> None:

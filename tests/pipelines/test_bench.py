@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import bench
+from pipelines.devtools import bench
 
 STAGES = ("demo_data", "ingest", "features")
 

@@ -28,3 +28,24 @@ def test_a_gap_shorter_than_the_horizon_is_refused(tmp_path):
     bad.write_text(text)
     with pytest.raises(ConfigError, match="valid_start"):
         load_settings(bad)
+
+
+@pytest.mark.parametrize("key", ["train.num_leaves", "features.horizon_days", "score.tiers", "demo.seed"])
+def test_a_missing_key_is_a_one_line_error_naming_it(tmp_path, key):
+    """params.yaml is the one place a value is set: deleting a key must not fall back to a code default."""
+    import yaml
+
+    section, name = key.split(".")
+    raw = yaml.safe_load(PARAMS.read_text())
+    del raw[section][name]
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=rf"{key}: missing") as error:
+        load_settings(bad)
+    assert "\n" not in str(error.value)
+
+
+def test_runtime_settings_are_apart_from_those_that_change_results():
+    s = load_settings(PARAMS)
+    assert s.runtime.ingest.chunk_rows > 0 and s.runtime.features.batch_rows > 0
+    assert "chunk_rows" not in s.data.model_fields and "batch_rows" not in s.features.model_fields

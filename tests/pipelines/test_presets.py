@@ -9,9 +9,9 @@ import pytest
 
 from features.errors import InputError
 from features.schemas import SCHEMAS, TABLES
+from pipelines.demo.shapes import write_export_shape
 from pipelines.ingestion import ingest_export, load_mapping
 from pipelines.ingestion.presets import PRESETS_DIR
-from pipelines.ingestion.shapes import write_export_shape
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EXAMPLE = PRESETS_DIR / "examples" / "mapping_example.yaml"
@@ -282,7 +282,7 @@ def test_shape_round_trip_keeps_messy_rows_messy(tmp_path, fmt):
 
 def test_meeting_titles_written_by_shapes_classify_back():
     from features.meetings_titles import classify_meeting_title
-    from pipelines.ingestion.shapes import meeting_titles
+    from pipelines.demo.shapes import meeting_titles
 
     kinds = pd.Series(["qbr", "onboarding", "training", "call", "other"] * 20)
     ids = pd.Series([f"m{i}" for i in range(len(kinds))])

@@ -19,7 +19,7 @@ import pytest
 from features.errors import InputError
 from features.schemas import SCHEMAS, TABLES
 from pipelines import demo_data
-from pipelines import simulate as sim
+from pipelines.demo import simulate as sim
 
 START, END = dt.date(2024, 4, 1), dt.date(2026, 11, 20)
 
@@ -345,9 +345,9 @@ def test_stage_hands_other_formats_to_the_shape_writer(tmp_path, monkeypatch):
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "Account.csv").write_text("Id\n")
 
-    module = types.ModuleType("pipelines.ingestion.shapes")
+    module = types.ModuleType("pipelines.demo.shapes")
     module.write_export_shape = fake_shape
-    monkeypatch.setitem(sys.modules, "pipelines.ingestion.shapes", module)
+    monkeypatch.setitem(sys.modules, "pipelines.demo.shapes", module)
     demo_data.main(accounts=20, seed=5, out=tmp_path / "sf", truth=tmp_path / "truth", fmt="salesforce")
     assert seen == {"files": sorted(sim.EXPORT_FILES.values()), "fmt": "salesforce"}
     assert (tmp_path / "sf" / "Account.csv").exists()

@@ -163,13 +163,7 @@ def test_duplicate_account_ids_with_conflicting_attributes_keep_one_and_reject_t
 
 # --- feature and training edge cases, on frames built by hand --------------------------------
 
-PARAMS = {
-    "frequency_days": 7,
-    "first_snapshot": "2025-01-06",
-    "horizon_days": 90,
-    "grace_days": 30,
-    "business_hours": (9, 18),
-}
+PARAMS = cf.feature_params(first_snapshot="2025-01-06")
 
 
 def _book():

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from features.errors import InputError
 from pipelines.cli import app
-from pipelines.score import check_feature_drift
+from models.scoring import check_feature_drift
 
 
 def _ingest(in_tmp, export):

@@ -1,0 +1,231 @@
+"""This week's list: score the accounts active at the as-of date, explain each, and assemble the at-risk table.
+
+Scoring computes point-in-time features at the as-of date (and at as-of minus 7 days for
+``change_7d``) straight from the canonical tables, so it runs on any week's export without
+retraining and without last week's file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.build import build_features
+from features.catalogue import Catalogue
+from features.duck import Table, column_max
+from features.errors import InputError
+from features.params import FeatureParams
+from features.schemas import TABLES
+from models import explain, plays, tracking
+from models.params import ScoreParams
+from models.train import ChurnModel
+
+LOG = logging.getLogger("churn.score")
+CSV_COLUMNS = [
+    "as_of",
+    "rank",
+    "account_id",
+    "account_name",
+    "owner",
+    "segment",
+    "region",
+    "arr",
+    "renewal_date",
+    "days_to_renewal",
+    "churn_probability",
+    "change_7d",
+    "what_changed",
+    "risk_tier",
+    "expected_arr_at_risk",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "play_1",
+    "play_2",
+    "play_3",
+    "model_version",
+]
+
+
+# ---------------------------------------------------------------- the scoring date and the model
+
+
+def export_last_date(tables: dict[str, Table]) -> dt.date:
+    """The last day with any dated row in the export."""
+    latest: list[pd.Timestamp] = []
+    for name, frame in tables.items():
+        for column in TABLES[name].columns:
+            value = (
+                column_max(frame, column.name)
+                if column.dtype in ("timestamp", "date") and column.name in frame.columns
+                else None
+            )
+            if pd.notna(value):
+                latest.append(
+                    pd.Timestamp(value).tz_localize(None) if getattr(value, "tzinfo", None) else pd.Timestamp(value)
+                )
+    # Contract end dates lie in the future by design; they are not "data seen so far".
+    events = [v for v in latest if v <= pd.Timestamp.now() + pd.Timedelta(days=1)] or latest
+    return max(events).date()
+
+
+def default_as_of(tables: dict[str, Table]) -> dt.date:
+    """This week's scoring date: the day after the export's last event, so the whole export is seen."""
+    frames = {k: v for k, v in tables.items() if k not in ("accounts", "contracts")} or tables
+    return export_last_date(frames) + dt.timedelta(days=1)
+
+
+def load_model(spec: str | None, folder: Path, tracking_uri: str) -> tuple[ChurnModel, str]:
+    """A model from a folder (default ``folder``) or the registry (models:/name@alias), and its version label."""
+    if spec and spec.startswith(("models:/", "runs:/")):
+        client = tracking.connect(tracking_uri)
+        model = ChurnModel.load(tracking.load_registered_files(spec))
+        return model, tracking.version_label(client, spec)
+    folder = Path(spec) if spec else folder
+    model = ChurnModel.load(folder)
+    run_file = folder / tracking.RUN_FILE
+    if run_file.exists():
+        run = json.loads(run_file.read_text())
+        return model, f"{run['registered_model']}/{run['version']}"
+    return model, f"{folder.name}:{model.catalog_hash}"
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def check_feature_drift(model: ChurnModel, catalog: dict, frame: pd.DataFrame) -> None:
+    """Refuse to score when this export's features are not the ones the model was trained on."""
+    produced = {f["name"] for f in catalog["features"]}
+    missing = [f for f in model.features if f not in produced]
+    if missing:
+        dropped = catalog.get("dropped_families", {})
+        hint = (
+            f" (families dropped for this export: {', '.join(f'{k}: {v}' for k, v in dropped.items())})"
+            if dropped
+            else ""
+        )
+        raise InputError(
+            f"feature drift: the model needs {len(missing)} feature(s) this export does not produce, e.g. "
+            f"{', '.join(missing[:5])}{hint}; retrain on this export's shape (`dvc repro`) or fix the export"
+        )
+
+
+def risk_tier(probability: pd.Series, tiers: dict[str, float]) -> pd.Series:
+    """Tier by thresholds from params.yaml, highest threshold first."""
+    ordered = sorted(tiers.items(), key=lambda kv: -kv[1])
+    out = pd.Series(ordered[-1][0], index=probability.index, dtype="string")
+    for name, threshold in reversed(ordered):
+        out = out.mask(probability >= threshold, name)
+    return out
+
+
+@dataclass
+class ScoreResult:
+    """The at-risk table and what its pictures and explanations are drawn from."""
+
+    at_risk: pd.DataFrame
+    explanations: pd.DataFrame
+    contrib: explain.Contributions
+    X: pd.DataFrame
+    probability: pd.Series
+
+
+def point_in_time_features(
+    tables: dict[str, Table], dates: list[dt.date], params: FeatureParams, batch_rows: int | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """Features of every active account at each of ``dates``, sorted by date and account."""
+    frame, catalog = build_features(tables, dates, params, batch_rows=batch_rows)
+    return frame.sort_values(["snapshot_date", "account_id"], kind="stable").reset_index(drop=True), catalog
+
+
+def calibrated(model: ChurnModel, contrib: explain.Contributions, index: pd.Index) -> pd.Series:
+    """Churn probability from SHAP contributions (they add up to the booster's raw score)."""
+    return pd.Series(
+        model.calibrator.transform(contrib.values.sum(axis=1).to_numpy() + contrib.base_value), index=index
+    )
+
+
+def score_accounts(
+    frame: pd.DataFrame,
+    catalog: dict,
+    as_of: dt.date,
+    accounts: pd.DataFrame,
+    model: ChurnModel,
+    model_version: str,
+    params: ScoreParams,
+    playbook: dict[str, str],
+) -> ScoreResult:
+    """Probabilities, SHAP, reasons and plays for the accounts in ``frame`` at ``as_of`` (and a week before)."""
+    before = as_of - dt.timedelta(days=7)
+    check_feature_drift(model, catalog, frame)
+    catalogue = Catalogue.from_json(catalog).only(model.features)
+    specs = catalogue.by_name
+    now = frame[frame["snapshot_date"].dt.date == as_of].set_index("account_id", drop=False)
+    prev = frame[frame["snapshot_date"].dt.date == before].set_index("account_id", drop=False)
+    if now.empty:
+        raise InputError(f"no account is active on {as_of}; check --as-of against the export's contract dates")
+
+    contrib_now = explain.shap_contributions(model, now)
+    contrib_prev = explain.shap_contributions(model, prev) if len(prev) else None
+    p_now = calibrated(model, contrib_now, now.index)
+    p_prev = calibrated(model, contrib_prev, prev.index) if contrib_prev is not None else pd.Series(dtype=float)
+
+    X_now = model.matrix(now)
+    references = model.metadata.get("retained_reference", {})
+    reasons = explain.top_reasons(X_now, contrib_now, specs, references, top=params.top_reasons)
+    changed = explain.what_changed(
+        explain.signal_contributions(contrib_now, specs),
+        explain.signal_contributions(contrib_prev, specs)
+        if contrib_prev is not None
+        else pd.DataFrame(index=pd.Index([], name="account_id")),
+    )
+
+    accounts = accounts.drop_duplicates("account_id").set_index("account_id")
+    out = pd.DataFrame(index=now.index.rename(None))
+    out["as_of"] = as_of.isoformat()
+    out["account_id"] = now["account_id"].astype("string")
+    out["account_name"] = accounts["account_name"].reindex(now.index) if "account_name" in accounts else pd.NA
+    out["owner"] = accounts["owner"].reindex(now.index) if "owner" in accounts else pd.NA
+    for attribute in ("segment", "region"):  # account attributes, straight from the accounts table
+        out[attribute] = accounts[attribute].reindex(now.index).astype("string") if attribute in accounts else pd.NA
+    out["arr"] = now[catalogue.arr].astype(float).round(2) if catalogue.arr else np.nan
+    renewal = catalogue.days_to_renewal
+    days = now[renewal].astype(float) if renewal else pd.Series(np.nan, index=now.index)
+    out["days_to_renewal"] = days.round(0).astype("Int64")
+    out["renewal_date"] = [(as_of + dt.timedelta(days=int(d))).isoformat() if pd.notna(d) else pd.NA for d in days]
+    out["churn_probability"] = p_now.round(4)
+    out["change_7d"] = (p_now - p_prev.reindex(now.index)).round(4)
+    out["what_changed"] = changed.astype("string")
+    out["risk_tier"] = risk_tier(p_now, params.tiers)
+    out["expected_arr_at_risk"] = (p_now * out["arr"]).round(2)
+    for r in range(1, 4):
+        out[f"reason_{r}"] = reasons[f"reason_{r}"] if f"reason_{r}" in reasons else pd.NA
+        out[f"play_{r}"] = plays.plays_for(reasons[f"signal_{r}"], playbook) if f"signal_{r}" in reasons else pd.NA
+    out["model_version"] = model_version
+    out = out.sort_values(
+        ["expected_arr_at_risk", "churn_probability", "account_id"], ascending=[False, False, True], kind="stable"
+    )
+    out["rank"] = np.arange(1, len(out) + 1)
+    explanations = explain.explanations_long(now[["account_id", "snapshot_date"]], X_now, contrib_now)
+    return ScoreResult(out[CSV_COLUMNS].reset_index(drop=True), explanations, contrib_now, X_now, p_now)
+
+
+def build_scores(
+    tables: dict[str, Table],
+    as_of: dt.date,
+    model: ChurnModel,
+    model_version: str,
+    feature_params: FeatureParams,
+    params: ScoreParams,
+    playbook: dict[str, str],
+    batch_rows: int | None = None,
+) -> ScoreResult:
+    """Features at as-of and as-of − 7 days, then ``score_accounts``: the at-risk table from canonical tables."""
+    frame, catalog = point_in_time_features(tables, [as_of - dt.timedelta(days=7), as_of], feature_params, batch_rows)
+    return score_accounts(frame, catalog, as_of, tables["accounts"], model, model_version, params, playbook)

@@ -1,0 +1,63 @@
+"""Read the canonical tables that ingest wrote: the one way the features and score stages (and
+the notebooks) open ``data/interim``.
+
+Accounts and contracts (one row per account or contract: small, and read by pandas code)
+come back as validated frames; the event tables as ``ParquetTable`` references that the
+engine scans in place, so no stage holds tens of millions of e-mails in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from features.duck import ParquetTable, Table
+from features.errors import InputError
+from features.schemas import SCHEMAS, TABLES
+
+LOG = logging.getLogger("churn.features")
+IN_MEMORY = ("accounts", "contracts")
+
+
+def read_tables(interim: Path) -> dict[str, Table]:
+    """Every canonical table present in ``interim`` (absent optional tables are left out).
+
+    The event tables were validated by ingest when written; here their columns are checked,
+    so a hand-made or older interim folder fails with the file and the columns it lacks.
+    """
+    if not interim.is_dir():
+        raise InputError(f"{interim}: canonical tables folder not found (run `churn ingest` first)")
+    tables: dict[str, Table] = {}
+    for name in TABLES:
+        path = interim / f"{name}.parquet"
+        if not path.exists():
+            LOG.info("features: %s absent, its family will be dropped", path)
+            continue
+        table = ParquetTable(path)
+        missing = [c for c in TABLES[name].column_names if c not in table.columns]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+        if name in IN_MEMORY:
+            tables[name] = SCHEMAS[name].validate(table.to_pandas()[TABLES[name].column_names])
+        else:
+            tables[name] = table[TABLES[name].column_names]
+    return tables
+
+
+def read_canonical_tables(folder: Path) -> dict[str, Table]:
+    """``read_tables``, failing in one line when a required table (accounts, contracts) is missing."""
+    tables = read_tables(folder)
+    missing = [name for name, t in TABLES.items() if t.required and name not in tables]
+    if missing:
+        raise InputError(f"{folder}: canonical table(s) {', '.join(missing)} not found; run `dvc repro ingest` first")
+    return tables
+
+
+def read_feature_table(features: Path, catalog: Path) -> tuple[pd.DataFrame, dict]:
+    """The feature table and its catalogue, with a clear error when the features stage has not run."""
+    if not features.exists() or not catalog.exists():
+        raise InputError(f"{features}: feature table not found; run `dvc repro features` first")
+    return pd.read_parquet(features), json.loads(catalog.read_text())

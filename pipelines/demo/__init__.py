@@ -1,0 +1,2 @@
+"""The demo CRM: a simulated book of B2B accounts (``simulate``) and writers that lay a canonical
+export out in a CRM's own file shapes (``shapes``: Salesforce, HubSpot). Never read by ingestion."""
