@@ -36,33 +36,63 @@ def _spec(name: str, label: str, phrase: str, unit: str, risk: int, signal: str 
     )
 
 
-def _latency_specs() -> list[FeatureSpec]:
-    specs = []
-    for window in (30, 90):
-        for stat, stat_words in (("median", "median"), ("p90", "slowest 10%")):
-            specs.append(
-                _spec(
-                    f"reply_latency_{stat}_hours_{window}d",
-                    f"Reply time, {stat}, {window} days",
-                    f"Customer e-mails wait {{value}} for a reply ({stat_words}, last {window} days)",
-                    "hours",
-                    1,
-                )
-            )
-            specs.append(
-                _spec(
-                    f"reply_latency_{stat}_business_hours_{window}d",
-                    f"Reply time in business hours, {stat}, {window} days",
-                    f"Customer e-mails wait {{value}} of the customer's business hours for a reply "
-                    f"({stat_words}, last {window} days)",
-                    "hours",
-                    1,
-                )
-            )
-    return specs
-
-
-SPECS: list[FeatureSpec] = _latency_specs() + [
+SPECS: list[FeatureSpec] = [
+    _spec(
+        "reply_latency_median_hours_30d",
+        "Reply time, median, 30 days",
+        "Customer e-mails wait {value} for a reply (median, last 30 days)",
+        "hours",
+        1,
+    ),
+    _spec(
+        "reply_latency_median_business_hours_30d",
+        "Reply time in business hours, median, 30 days",
+        "Customer e-mails wait {value} of the customer's business hours for a reply (median, last 30 days)",
+        "hours",
+        1,
+    ),
+    _spec(
+        "reply_latency_p90_hours_30d",
+        "Reply time, p90, 30 days",
+        "Customer e-mails wait {value} for a reply (slowest 10%, last 30 days)",
+        "hours",
+        1,
+    ),
+    _spec(
+        "reply_latency_p90_business_hours_30d",
+        "Reply time in business hours, p90, 30 days",
+        "Customer e-mails wait {value} of the customer's business hours for a reply (slowest 10%, last 30 days)",
+        "hours",
+        1,
+    ),
+    _spec(
+        "reply_latency_median_hours_90d",
+        "Reply time, median, 90 days",
+        "Customer e-mails wait {value} for a reply (median, last 90 days)",
+        "hours",
+        1,
+    ),
+    _spec(
+        "reply_latency_median_business_hours_90d",
+        "Reply time in business hours, median, 90 days",
+        "Customer e-mails wait {value} of the customer's business hours for a reply (median, last 90 days)",
+        "hours",
+        1,
+    ),
+    _spec(
+        "reply_latency_p90_hours_90d",
+        "Reply time, p90, 90 days",
+        "Customer e-mails wait {value} for a reply (slowest 10%, last 90 days)",
+        "hours",
+        1,
+    ),
+    _spec(
+        "reply_latency_p90_business_hours_90d",
+        "Reply time in business hours, p90, 90 days",
+        "Customer e-mails wait {value} of the customer's business hours for a reply (slowest 10%, last 90 days)",
+        "hours",
+        1,
+    ),
     _spec(
         "reply_within24h_share_90d",
         "Share answered within 24 h, 90 days",
@@ -148,19 +178,26 @@ def responsiveness_sql(open_hour: int, close_hour: int) -> str:
     waited = f"CASE WHEN {answered} THEN latency_hours ELSE date_diff('second', sent_at, snapshot_date) / 3600.0 END"
     # one sort per measure and window: quantile_cont with a list of quantiles gives both
     # percentiles at once (Spark: percentile(x, array(...))); the outer query unpacks the list
-    stats, unpack = [], []
-    for window, cond in ((30, in30), (90, "TRUE")):
-        for unit, column in (("hours", "latency_hours"), ("business_hours", "latency_business_hours")):
-            stats.append(
-                f"quantile_cont(CASE WHEN {answered} AND {cond} THEN {column} END, [0.5, 0.9]) AS q_{unit}_{window}d"
-            )
-            for index, stat in ((1, "median"), (2, "p90")):
-                unpack.append(f"q_{unit}_{window}d[{index}] AS reply_latency_{stat}_{unit}_{window}d")
-    stat_sql = ",\n           ".join(stats)
-    unpack_sql = ",\n           ".join(unpack)
+    # (DuckDB lists are 1-based: [1] is the median, [2] the 90th percentile)
+    latency_quantiles = ",\n           ".join(
+        f"quantile_cont(CASE WHEN {answered} AND {cond} THEN {column} END, [0.5, 0.9]) AS {alias}"
+        for cond, column, alias in (
+            (in30, "latency_hours", "q_hours_30d"),
+            (in30, "latency_business_hours", "q_business_hours_30d"),
+            ("TRUE", "latency_hours", "q_hours_90d"),
+            ("TRUE", "latency_business_hours", "q_business_hours_90d"),
+        )
+    )
     return f"""
     SELECT account_id, snapshot_date,
-           {unpack_sql},
+           q_hours_30d[1] AS reply_latency_median_hours_30d,
+           q_hours_30d[2] AS reply_latency_p90_hours_30d,
+           q_business_hours_30d[1] AS reply_latency_median_business_hours_30d,
+           q_business_hours_30d[2] AS reply_latency_p90_business_hours_30d,
+           q_hours_90d[1] AS reply_latency_median_hours_90d,
+           q_hours_90d[2] AS reply_latency_p90_hours_90d,
+           q_business_hours_90d[1] AS reply_latency_median_business_hours_90d,
+           q_business_hours_90d[2] AS reply_latency_p90_business_hours_90d,
            reply_within24h_share_90d, reply_over48h_count_90d, reply_unanswered_count_90d,
            reply_unanswered_oldest_hours_90d
     FROM (
@@ -178,7 +215,7 @@ def responsiveness_sql(open_hour: int, close_hour: int) -> str:
         FROM replies r JOIN day_snaps ds ON ds.day = date_trunc('day', r.sent_at)
     )
     SELECT account_id, snapshot_date,
-           {stat_sql},
+           {latency_quantiles},
            avg(CASE WHEN sent_at < snapshot_date - INTERVAL '24' HOUR
                     THEN CASE WHEN {answered} AND latency_hours <= 24 THEN 1.0 ELSE 0.0 END END)
                AS reply_within24h_share_90d,
