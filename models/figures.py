@@ -63,7 +63,14 @@ def shap_summary_figure(contrib: Contributions, X: pd.DataFrame) -> Figure:
     import shap
 
     numeric = X.apply(lambda c: c.cat.codes.astype(float) if c.dtype.name == "category" else c.astype(float))
-    shap.summary_plot(contrib.values.to_numpy(), numeric, show=False, max_display=15, plot_size=(8, 7))
+    # The beeswarm places and layers its dots with NumPy's global random state: a fixed seed
+    # makes the same scores draw the same picture (the state is restored afterwards).
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        shap.summary_plot(contrib.values.to_numpy(), numeric, show=False, max_display=15, plot_size=(8, 7))
+    finally:
+        np.random.set_state(state)
     fig = plt.gcf()
     fig.suptitle("What drives churn risk this week (SHAP, log-odds)")
     return fig

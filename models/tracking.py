@@ -22,6 +22,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 RUN_FILE = "mlflow_run.json"  # in the model folder: which run and registered version the files are
 MODEL_SHA_TAG = "model_sha256"  # on each registered version: the fingerprint of its model files
+GATE_TAG, GATE_REASON_TAG = "gate_decision", "gate_reason"  # what the gate said when the version was registered
 
 
 def resolve_tracking_uri(default_db: Path) -> str:
@@ -157,7 +158,10 @@ def version_with_fingerprint(client, name: str, fingerprint: str):
     except MlflowException:
         return None
     same = [v for v in versions if (v.tags or {}).get(MODEL_SHA_TAG) == fingerprint]
-    return min(same, key=lambda v: int(v.version)) if same else None
+    if not same:
+        return None
+    # search results may leave out aliases; the version itself carries them
+    return client.get_model_version(name, min(same, key=lambda v: int(v.version)).version)
 
 
 def score_champion_on_test(client, name: str, test, features: list[str], arr) -> tuple[dict | None, str | None]:
@@ -215,14 +219,15 @@ def log_training_run(run: TrainingRun, model, test, evaluation: dict, model_dir:
     if existing is not None:
         aliases = ", ".join(existing.aliases) or "no alias"
         LOG.info("model identical to %s v%s (%s): nothing new registered", name, existing.version, aliases)
+        tags = existing.tags or {}
         return {
             "run_id": existing.run_id,
             "experiment_id": client.get_run(existing.run_id).info.experiment_id,
             "tracking_uri": run.tracking_uri,
             "registered_model": name,
             "version": str(existing.version),
-            "alias": CHAMPION if CHAMPION in existing.aliases else CHALLENGER,
-            "reason": "identical to an already registered version",
+            "alias": next((a for a in (CHAMPION, CHALLENGER) if a in existing.aliases), tags.get(GATE_TAG, CHALLENGER)),
+            "reason": tags.get(GATE_REASON_TAG, "identical to an already registered version"),
         }
 
     experiment_id = ensure_experiment(client, run.experiment, run.tracking_uri)
@@ -257,6 +262,8 @@ def log_training_run(run: TrainingRun, model, test, evaluation: dict, model_dir:
             client.set_model_version_tag(name, version, f"test_{key}", f"{new[key]:.6f}")
         client.set_model_version_tag(name, version, "test_window", run.test_window)
         client.set_model_version_tag(name, version, MODEL_SHA_TAG, run.model_fingerprint)
+        client.set_model_version_tag(name, version, GATE_TAG, decision.alias)
+        client.set_model_version_tag(name, version, GATE_REASON_TAG, decision.reason)
         mlflow.set_tags(
             {
                 "gate_decision": decision.alias,

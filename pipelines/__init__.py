@@ -1,0 +1,1 @@
+"""The pipeline: one thin module per DVC stage, settings, atomic writes and the `churn` command."""

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from features.errors import InputError
-from pipelines.cli import app
 from models.scoring import check_feature_drift
+from pipelines.cli import app
 
 
 def _ingest(in_tmp, export):
