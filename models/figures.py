@@ -63,14 +63,11 @@ def shap_summary_figure(contrib: Contributions, X: pd.DataFrame) -> Figure:
     import shap
 
     numeric = X.apply(lambda c: c.cat.codes.astype(float) if c.dtype.name == "category" else c.astype(float))
-    # The beeswarm places and layers its dots with NumPy's global random state: a fixed seed
-    # makes the same scores draw the same picture (the state is restored afterwards).
-    state = np.random.get_state()
-    np.random.seed(0)
-    try:
-        shap.summary_plot(contrib.values.to_numpy(), numeric, show=False, max_display=15, plot_size=(8, 7))
-    finally:
-        np.random.set_state(state)
+    # The beeswarm places and layers its dots at random: a seeded generator makes the same
+    # scores draw the same picture, byte for byte.
+    shap.summary_plot(
+        contrib.values.to_numpy(), numeric, show=False, max_display=15, plot_size=(8, 7), rng=np.random.default_rng(0)
+    )
     fig = plt.gcf()
     fig.suptitle("What drives churn risk this week (SHAP, log-odds)")
     return fig
