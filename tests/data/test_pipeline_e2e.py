@@ -39,6 +39,22 @@ def test_second_repro_does_nothing_and_status_is_clean(demo_run):
     assert "changed" not in status.stdout, status.stdout
 
 
+def test_bytecode_caches_and_runtime_settings_change_no_stage(demo_run):
+    """Running Python writes __pycache__ into the dependency folders; tuning runtime: reruns nothing."""
+    env = {"PYTHONDONTWRITEBYTECODE": ""}
+    modules = "import features.build, models.scoring, pipelines.ingestion.pipeline, pipelines.score"
+    run(["python", "-c", f"import sys; sys.dont_write_bytecode = False; {modules}"], cwd=demo_run, env=env)
+    assert any((demo_run / "features").glob("__pycache__/*.pyc")), "the check needs bytecode caches to exist"
+    params = demo_run / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("chunk_rows: 500000", "chunk_rows: 123456").replace("workers: 2", "workers: 1"))
+        status = run(["dvc", "status"], cwd=demo_run)
+        assert "changed" not in status.stdout, status.stdout
+    finally:
+        params.write_text(original)
+
+
 def test_at_risk_csv_has_the_documented_columns_sorted_by_expected_arr_at_risk(demo_run):
     frame = pd.read_csv(demo_run / "reports/at_risk.csv")
     assert list(frame.columns) == CSV_COLUMNS
@@ -63,6 +79,8 @@ def test_metrics_and_plots_are_wired_into_dvc(demo_run):
     text = json.dumps(doc)
     for key in ('"model"', '"logistic"', '"health"', '"roc_auc"', '"rows_read"'):
         assert key in text
+    # only the ingest report's totals are metrics: no per-table file names or counts in experiment tables
+    assert "reports/ingest_totals.json" in text and "reports/ingest.json" not in text
     plots = run(["dvc", "plots", "show", "--json"], cwd=demo_run)
     assert "roc.csv" in plots.stdout and "calibration.csv" in plots.stdout
 
