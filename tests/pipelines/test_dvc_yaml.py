@@ -267,6 +267,15 @@ def test_deps_list_no_module_the_stage_never_imports(stage: str):
     assert not stale, "\n".join(stale)
 
 
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_stage_imports_another_stage(stage: str):
+    """Stages share library code, never each other: a stage module is a thin command."""
+    modules = {stage_module(other).resolve(): other for other in STAGES if other != stage}
+    closure, _ = stage_closure(stage)
+    reached = [modules[f.resolve()] for f in closure if f.resolve() in modules]
+    assert not reached, f"stage {stage!r} imports the stage module(s) of {', '.join(reached)}"
+
+
 def test_no_stage_depends_on_runtime_params():
     """`runtime` holds settings that change no output (chunk sizes, workers, memory caps): never a stage param."""
     offending = []
