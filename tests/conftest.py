@@ -4,7 +4,8 @@ The demo run is session-scoped: `dvc repro` runs once on the default demo export
 temporary copy of the working tree, and the end-to-end, quality, fidelity and notebook
 tests all read its outputs.
 
-In the fast lane (``-m "not slow"``, i.e. ``make test-fast``) starting a process fails the
+Two guards apply to every test: each test gets its own MLflow store (``mlflow_store``), and
+in the fast lane (``-m "not slow"``, i.e. ``make test-fast``) starting a process fails the
 test (``no_processes_in_the_fast_lane``): whatever starts one is end-to-end and belongs in the
 slow lane.
 """
@@ -137,6 +138,31 @@ def no_processes_in_the_fast_lane(request):
         for name in ("system", "fork", "posix_spawn", "posix_spawnp"):
             mp.setattr(os, name, _refuse(f"os.{name}"))
         yield
+
+
+@pytest.fixture(autouse=True)
+def mlflow_store(tmp_path, monkeypatch) -> str:
+    """Every test gets its own MLflow store in its tmp_path; nothing MLflow sets outlives the test.
+
+    mlflow.set_tracking_uri/set_registry_uri (called by models.tracking.connect) keep the URI in
+    module globals and also write MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI into os.environ, where
+    the next test, and the processes run() starts, would inherit them. So after the test the
+    globals are cleared (only if mlflow was imported: importing it costs about two seconds) and
+    every MLFLOW_* variable is put back as it was. run() still drops MLFLOW_TRACKING_URI, so
+    pipeline runs in clones use their own store.
+    """
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield uri
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None and hasattr(mlflow, "set_tracking_uri"):
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        if key not in before:
+            del os.environ[key]
+    os.environ.update(before)
 
 
 @pytest.fixture
