@@ -12,12 +12,13 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test test-fast notebooks lab bench clean help
+.PHONY: setup run lint test test-fast notebooks lab bench clean help
 
 help:
 	@echo "make run        set up .venv from uv.lock, then dvc repro on the demo export"
-	@echo "make test       set up .venv, then run the whole test suite (slow tests included)"
-	@echo "make test-fast  unit tests only"
+	@echo "make lint       ruff check and ruff format --check (make test and make test-fast run it first)"
+	@echo "make test       set up .venv, lint, then the whole test suite (slow tests included)"
+	@echo "make test-fast  lint, then unit tests only: no subprocess, no dvc repro (under 90 s)"
 	@echo "make notebooks  render the notebooks to HTML in reports/notebooks/"
 	@echo "make lab        JupyterLab on http://127.0.0.1:8888 (notebooks find the project root themselves)"
 	@echo "make bench      benchmark every stage at 1,000 and 10,000 accounts (BENCH_ARGS=--large for 100,000)"
@@ -39,10 +40,14 @@ run: setup
 	@echo "==> dvc repro (per-stage timing lines below)"
 	$(BIN)/dvc repro
 
-test: setup
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest
 
-test-fast: setup
+test-fast: lint
 	$(BIN)/python -m pytest -m "not slow"
 
 notebooks: setup

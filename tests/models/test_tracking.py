@@ -1,4 +1,4 @@
-"""The registry gate, on a real MLflow store in the test's temporary folder."""
+"""The registry gate, on a real MLflow store in the test's temporary folder (the mlflow_store fixture)."""
 
 import pytest
 
@@ -35,8 +35,9 @@ def test_unreachable_tracking_server_is_one_line_naming_the_uri(monkeypatch):
     assert "http://127.0.0.1:9" in message and "\n" not in message
 
 
-def test_sqlite_store_and_experiment_artifacts_live_beside_the_database(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_sqlite_store_and_experiment_artifacts_live_beside_the_database(tmp_path, mlflow_store):
+    uri = tracking.resolve_tracking_uri(tmp_path / "unused.db")  # MLFLOW_TRACKING_URI: the test's own store
+    assert uri == mlflow_store
     client = tracking.connect(uri)
     experiment_id = tracking.ensure_experiment(client, "churn", uri)
     assert tracking.ensure_experiment(client, "churn", uri) == experiment_id

@@ -26,12 +26,14 @@ def report(tmp_path_factory) -> tuple[dict, Path]:
     return doc, out
 
 
+@pytest.mark.slow
 def test_report_is_written_and_matches_what_main_returns(report) -> None:
     doc, out = report
     assert json.loads(out.read_text()) == json.loads(json.dumps(doc))
     assert doc["machine"]["cpus"] >= 1
 
 
+@pytest.mark.slow
 def test_every_stage_is_measured_with_positive_figures(report) -> None:
     size = report[0]["sizes"][0]
     assert size["accounts"] == 100
@@ -46,6 +48,7 @@ def test_every_stage_is_measured_with_positive_figures(report) -> None:
     assert any(name.startswith("adoption") for name in features["notes"])
 
 
+@pytest.mark.slow
 def test_floor_reads_every_row_once_and_features_are_compared_to_it(report) -> None:
     size = report[0]["sizes"][0]
     assert size["floor"]["seconds"] > 0
@@ -68,6 +71,7 @@ def test_scratch_params_keep_every_path_inside_the_scratch_folder(tmp_path) -> N
     assert Path(doc["data"]["export_dir"]).is_relative_to(tmp_path)
 
 
+@pytest.mark.slow
 def test_failed_stage_raises_with_its_log(tmp_path) -> None:
     with pytest.raises(RuntimeError, match="exit code 3"):
         bench.run_measured(["sh", "-c", "echo boom; exit 3"], dict(os.environ), tmp_path / "x.log")

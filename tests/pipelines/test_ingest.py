@@ -271,15 +271,16 @@ def test_a_cp1252_file_is_read_with_a_note(tmp_path):
     assert raw.notes == ["not valid UTF-8: decoded as cp1252"]
 
 
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2 starts a process pool
 @pytest.mark.parametrize(
     "export,preset", [("messy", "canonical"), ("salesforce", "salesforce"), ("hubspot", "hubspot")]
 )
-def test_chunked_ingest_equals_one_pass(export, preset):
-    """Chunks of 2 rows, in two worker processes, split duplicates, key conflicts and the cut last row
-    across chunks: same outcome as one pass."""
+def test_chunked_ingest_equals_one_pass(export, preset, workers):
+    """Chunks of 2 rows, in this process or in two worker processes, split duplicates, key conflicts
+    and the cut last row across chunks: same outcome as one pass."""
     reference = dt.date(2025, 6, 30) if export != "messy" else None
     whole = ingest_export(FIXTURES / export, preset, reference)
-    chunked = ingest_export(FIXTURES / export, preset, reference, chunk_rows=2, workers=2)
+    chunked = ingest_export(FIXTURES / export, preset, reference, chunk_rows=2, workers=workers)
     assert chunked.report.to_dict() == whole.report.to_dict()
     for name, frame in whole.tables.items():
         pd.testing.assert_frame_equal(chunked.tables[name], frame)

@@ -6,21 +6,33 @@ import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from tests.conftest import ROOT, run
+from pipelines.cli import app
+from pipelines.config import settings
+from tests.conftest import ROOT
 
 PARAMS = ROOT / "params.yaml"
 
 
 @pytest.fixture(scope="session")
 def small_export(tmp_path_factory) -> Path:
-    """A 200-account canonical demo export (about 2 s), never edited: tests work on copies."""
+    """A 200-account canonical demo export (about 2 s), never edited: tests work on copies.
+
+    Written in this process (the `churn demo-data` command through typer's runner, not a
+    subprocess), so the fast lane can use it.
+    """
     out = tmp_path_factory.mktemp("small") / "export"
-    run(
-        ["churn", "demo-data", "--accounts", "200", "--out", str(out), "--truth", str(out.parent / "truth")],
-        cwd=out.parent,
-        env={"CHURN_PARAMS": str(PARAMS)},
-    )
+    command = ["demo-data", "--accounts", "200", "--out", str(out), "--truth", str(out.parent / "truth")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHURN_PARAMS", str(PARAMS))
+        mp.chdir(out.parent)
+        settings.cache_clear()
+        try:
+            result = CliRunner().invoke(app, command)
+        finally:
+            settings.cache_clear()
+    assert result.exit_code == 0, (result.output, result.exception)
     return out
 
 

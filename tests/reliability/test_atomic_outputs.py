@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -33,6 +34,7 @@ def test_a_failed_ingest_leaves_interim_and_the_report_byte_identical(in_tmp, ex
     assert sorted(p.name for p in in_tmp.iterdir()) == ["export", "interim", "reports"]  # no staging left
 
 
+@pytest.mark.slow
 def test_an_ingest_killed_mid_stage_reruns_to_the_same_outputs(tmp_path, small_export):
     env = {**os.environ, "CHURN_PARAMS": str(PARAMS), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     cmd = [str(BIN / "churn"), "ingest", "--export", str(small_export), "--out", "interim"]
@@ -54,6 +56,7 @@ def test_an_ingest_killed_mid_stage_reruns_to_the_same_outputs(tmp_path, small_e
     assert not list(killed.glob(".interim.*"))
 
 
+@pytest.mark.slow
 def test_features_interrupted_by_sigint_keeps_the_previous_table(tmp_path, small_export, monkeypatch):
     env = {**os.environ, "CHURN_PARAMS": str(PARAMS), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(

@@ -13,6 +13,7 @@ def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow  # two `churn demo-data` processes: each has its own hash seed
 def test_salesforce_shaped_demo_is_byte_identical(tmp_path):
     digests = []
     for name in ("a", "b"):
