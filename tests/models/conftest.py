@@ -1,7 +1,13 @@
 """A synthetic feature table with known truth: churn risk rises with latency, QBR gap and falling usage."""
 
 import datetime as dt
+import os
 from pathlib import Path
+
+# LightGBM trains on 2 OpenMP threads whose default is to spin while waiting: on a machine whose
+# cores are busy with other work a 2-second fit then takes 30 seconds or more. Sleeping waiters
+# change nothing in the model (deterministic, same thread count). Set before lightgbm loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import pandas as pd
