@@ -1,10 +1,21 @@
 """A synthetic feature table with known truth: churn risk rises with latency, QBR gap and falling usage."""
 
+import datetime as dt
+import os
+from pathlib import Path
+
+# LightGBM trains on 2 OpenMP threads whose default is to spin while waiting: on a machine whose
+# cores are busy with other work a 2-second fit then takes 30 seconds or more. Sleeping waiters
+# change nothing in the model (deterministic, same thread count). Set before lightgbm loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from features.catalogue import FeatureSpec, catalogue_to_json
+from features.catalogue import FeatureSpec, catalogue_hash, catalogue_to_json
+from models.train import Windows, split_out_of_time, train_model
+from pipelines.config import load_settings
 
 SPECS = [
     FeatureSpec(
@@ -71,3 +82,42 @@ def synthetic_features(accounts: int = 400, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def synthetic():
     return synthetic_features(), catalogue_to_json(SPECS, {})
+
+
+# ---------------------------------------------------------------- shared: the synthetic table split and one trained model
+
+ROOT = Path(__file__).resolve().parents[2]
+WINDOWS = Windows(dt.date(2025, 6, 30), dt.date(2025, 9, 29), dt.date(2025, 12, 29), dt.date(2026, 3, 30))
+
+
+def truth_probability(frame: pd.DataFrame) -> np.ndarray:
+    """The churn probability ``synthetic_features`` draws its labels from (the best any model can do)."""
+    logit = (
+        -5.0
+        + 2.0 * (frame["reply_latency_median_hours_90d"] > 48)
+        + 1.5 * (frame["qbr_since_last_days"] > 90)
+        + 1.5 * (frame["usage_trend_ratio_30d"] < 0.8)
+        + 0.8 * frame["tenure_first_year_flag"]
+        + 2.5 * (frame["renewal_days_to_next_days"] < 90)
+    )
+    return 1 / (1 + np.exp(-logit.to_numpy(dtype=float)))
+
+
+@pytest.fixture(scope="session")
+def train_params():
+    """The ``train`` section of the project's params.yaml."""
+    return load_settings(ROOT / "params.yaml").train
+
+
+@pytest.fixture(scope="session")
+def synthetic_parts(synthetic):
+    """The synthetic table split into the train, valid and test windows of ``WINDOWS``."""
+    frame, _ = synthetic
+    return split_out_of_time(frame, WINDOWS)
+
+
+@pytest.fixture(scope="session")
+def synthetic_model(synthetic, synthetic_parts, train_params):
+    """The LightGBM model trained with the project's params on the synthetic table (a few seconds, once)."""
+    _, catalog = synthetic
+    return train_model(synthetic_parts, catalog, catalogue_hash(catalog), train_params, WINDOWS)

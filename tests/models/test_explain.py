@@ -4,20 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.catalogue import catalogue_from_json, catalogue_hash
+from features.catalogue import catalogue_from_json
 from models import explain
-from models.train import split_out_of_time, train_model
-from pipelines.config import load_settings
-from tests.models.test_train import WINDOWS
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic):
-    frame, catalog = synthetic
-    parts = split_out_of_time(frame, WINDOWS)
-    model = train_model(parts, catalog, catalogue_hash(catalog), load_settings("params.yaml").train, WINDOWS)
-    specs = {s.name: s for s in catalogue_from_json(catalog)}
-    return parts, model, specs
+def trained(synthetic, synthetic_parts, synthetic_model):
+    specs = {s.name: s for s in catalogue_from_json(synthetic[1])}
+    return synthetic_parts, synthetic_model, specs
 
 
 def test_contributions_plus_base_value_equal_the_raw_score(trained):

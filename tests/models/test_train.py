@@ -1,15 +1,25 @@
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from features.catalogue import catalogue_hash
 from features.errors import InputError
 from models.evaluate import classification_metrics
-from models.train import ChurnModel, Windows, split_out_of_time, train_model
+from models.train import (
+    Calibrator,
+    ChurnModel,
+    Windows,
+    fit_model,
+    lightgbm_params,
+    model_matrix,
+    positive_weight,
+    split_out_of_time,
+    train_model,
+)
 from pipelines.config import load_settings
-
-WINDOWS = Windows(dt.date(2025, 6, 30), dt.date(2025, 9, 29), dt.date(2025, 12, 29), dt.date(2026, 3, 30))
+from tests.models.conftest import SPECS, WINDOWS
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +28,9 @@ def params():
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic, params):
-    frame, catalog = synthetic
-    parts = split_out_of_time(frame, WINDOWS)
-    return parts, train_model(parts, catalog, catalogue_hash(catalog), params, WINDOWS)
+def trained(synthetic_parts, synthetic_model):
+    """The synthetic split and the model trained on it with params.yaml (shared: trained once per session)."""
+    return synthetic_parts, synthetic_model
 
 
 def test_windows_are_separated_by_the_horizon_and_unlabelled_rows_are_left_out(trained):
@@ -84,3 +93,89 @@ def test_unknown_category_at_scoring_becomes_missing_not_an_error(trained):
     rows = parts["test"].head(5).copy()
     rows["segment"] = "Galactic"
     assert np.isfinite(model.predict_proba(rows)).all()
+
+
+# ---------------------------------------------------------------- helpers of training, with known answers
+
+
+def test_test_end_bounds_the_test_window(synthetic):
+    frame, _ = synthetic
+    bounded = Windows(
+        WINDOWS.train_end, WINDOWS.valid_start, WINDOWS.valid_end, WINDOWS.test_start, dt.date(2026, 4, 27)
+    )
+    test = split_out_of_time(frame, bounded)["test"]
+    assert test["snapshot_date"].min() == np.datetime64("2026-03-30")
+    assert test["snapshot_date"].max() == np.datetime64("2026-04-27")
+
+
+def test_auto_positive_weight_is_negatives_over_positives_of_the_train_window():
+    y = pd.Series([1, 0, 0, 0, 0, 0, 1, 0])
+    assert positive_weight(y, "auto") == pytest.approx(6 / 2)
+    assert positive_weight(y, 1.5) == 1.5
+    assert positive_weight(pd.Series([0, 0]), "auto") == 2.0  # no churner: no division by zero
+
+
+def test_early_stopping_watches_log_loss_unless_churners_are_reweighted(params):
+    assert lightgbm_params(params, 1.0)["metric"] == ["binary_logloss"]
+    assert lightgbm_params(params, 7.0)["metric"] == ["auc"]
+    assert lightgbm_params(params, 7.0)["scale_pos_weight"] == 7.0
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_calibrator_is_monotone_bounded_and_survives_its_json(method):
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0, 2, 2000)
+    labels = (rng.random(2000) < 1 / (1 + np.exp(-raw))).astype(int)
+    calibrator = Calibrator.fit(raw, labels, method)
+    grid = np.linspace(-10, 10, 201)
+    p = calibrator.transform(grid)
+    assert np.all(np.diff(p) >= 0) and p.min() >= 0 and p.max() <= 1
+    again = Calibrator.from_json(calibrator.to_json())
+    np.testing.assert_array_equal(again.transform(grid), p)
+    if method == "sigmoid":  # the labels were drawn from exactly this curve
+        assert (calibrator.a, calibrator.b) == pytest.approx((1.0, 0.0), abs=0.15)
+
+
+def test_model_matrix_names_missing_features_and_encodes_categories_on_training_levels():
+    frame = pd.DataFrame({"x": ["1.5", "oops"], "segment": ["SMB", "Galactic"]})
+    X = model_matrix(frame, ["x", "segment"], {"segment": ["Enterprise", "SMB"]})
+    assert X["x"].dtype == "float64" and X["x"].iloc[0] == 1.5 and np.isnan(X["x"].iloc[1])
+    assert list(X["segment"].cat.categories) == ["Enterprise", "SMB"]
+    assert X["segment"].iloc[0] == "SMB" and pd.isna(X["segment"].iloc[1])
+    with pytest.raises(InputError, match="missing model feature column.*renewal, tenure"):
+        model_matrix(frame, ["x", "renewal", "tenure"], {})
+
+
+def test_every_directional_feature_moves_risk_only_its_way(synthetic_model, synthetic_parts):
+    rows = synthetic_parts["test"].head(300)
+    for spec in SPECS:
+        if spec.dtype == "category" or spec.risk_direction == 0:
+            continue
+        low, high = rows.copy(), rows.copy()
+        values = synthetic_parts["train"][spec.name]
+        low[spec.name], high[spec.name] = values.quantile(0.05), values.quantile(0.95)
+        delta = spec.risk_direction * (synthetic_model.predict_proba(high) - synthetic_model.predict_proba(low))
+        assert (delta >= -1e-12).all(), spec.name
+
+
+def test_metadata_records_windows_rows_and_retained_reference(synthetic_model, synthetic_parts, params):
+    meta = synthetic_model.metadata
+    assert meta["windows"]["train_end"] == "2025-06-30" and meta["windows"]["test_end"] is None
+    assert meta["rows"] == {k: len(v) for k, v in synthetic_parts.items()}
+    train = synthetic_parts["train"]
+    retained = train[train["label"] == 0]
+    assert meta["retained_reference"]["qbr_since_last_days"] == pytest.approx(retained["qbr_since_last_days"].median())
+    assert meta["retained_reference"]["tenure_first_year_flag"] == pytest.approx(
+        retained["tenure_first_year_flag"].mean()
+    )
+    assert "segment" not in meta["retained_reference"]
+    assert meta["best_iteration"] == synthetic_model.booster.current_iteration() <= params.num_boost_round
+
+
+def test_fit_model_takes_windows_and_fingerprint_from_params_and_catalogue(synthetic, params):
+    frame, catalog = synthetic
+    small = frame[frame["account_id"] < "A0100"]
+    quick = params.model_copy(update={"num_boost_round": 20, "min_data_in_leaf": 20})
+    model = fit_model(split_out_of_time(small, Windows.from_params(quick)), catalog, quick)
+    assert model.catalog_hash == catalogue_hash(catalog)
+    assert model.metadata["windows"] == Windows.from_params(params).as_dict()

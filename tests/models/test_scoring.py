@@ -1,0 +1,345 @@
+"""This week's list: scoring date, model loading, drift check, tiers and the at-risk table.
+
+The at-risk table is built end to end from canonical tables (``canonical_frames.random_export``)
+with a small model trained on features of the same export, so its rows can be checked against
+features and probabilities computed independently.
+"""
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import all_specs, build_features
+from features.catalogue import SIGNALS, catalogue_hash, catalogue_to_json
+from features.errors import InputError
+from models import scoring
+from models.params import ScoreParams
+from models.train import ChurnModel, Windows, train_model
+from tests.features.canonical_frames import accounts, contracts, emails, feature_params, random_export, table
+from tests.models.conftest import SPECS
+
+PARAMS = feature_params()
+AS_OF = dt.date(2025, 2, 5)
+BEFORE = AS_OF - dt.timedelta(days=7)
+TIERS = {"high": 0.5, "medium": 0.25, "low": 0.0}
+SCORE_PARAMS = ScoreParams(as_of=None, top_reasons=3, tiers=TIERS)
+PLAYBOOK = {signal: f"play for {signal}" for signal in SIGNALS}  # the play names its signal
+VERSION = "churn-lgbm/7"
+CSV_COLUMNS = [
+    "as_of",
+    "rank",
+    "account_id",
+    "account_name",
+    "owner",
+    "segment",
+    "region",
+    "arr",
+    "renewal_date",
+    "days_to_renewal",
+    "churn_probability",
+    "change_7d",
+    "what_changed",
+    "risk_tier",
+    "expected_arr_at_risk",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "play_1",
+    "play_2",
+    "play_3",
+    "model_version",
+]
+
+
+# ---------------------------------------------------------------- risk tiers
+
+
+@pytest.mark.parametrize(
+    "probability, tier",
+    [(1.0, "high"), (0.5, "high"), (0.4999, "medium"), (0.25, "medium"), (0.2499, "low"), (0.0, "low")],
+)
+def test_risk_tier_thresholds_are_inclusive(probability, tier):
+    assert scoring.risk_tier(pd.Series([probability]), TIERS).tolist() == [tier]
+
+
+def test_risk_tier_does_not_depend_on_the_order_tiers_are_listed():
+    p = pd.Series([0.1, 0.3, 0.7], index=["a", "b", "c"])
+    shuffled = {"medium": 0.25, "low": 0.0, "high": 0.5}
+    out = scoring.risk_tier(p, shuffled)
+    assert out.tolist() == ["low", "medium", "high"] and list(out.index) == ["a", "b", "c"]
+
+
+def test_risk_tier_below_the_lowest_threshold_is_the_lowest_tier():
+    assert scoring.risk_tier(pd.Series([0.05]), {"high": 0.5, "watch": 0.1}).tolist() == ["watch"]
+
+
+# ---------------------------------------------------------------- the scoring date
+
+
+def test_default_as_of_is_the_day_after_the_last_event_not_a_contract_date():
+    tables = {
+        "accounts": accounts({"account_id": "a1"}),
+        # contract dates are not events: a start after the last e-mail and an end years ahead
+        "contracts": contracts(
+            {"account_id": "a1", "start_date": "2025-01-01", "end_date": "2030-01-01"},
+            {"account_id": "a1", "start_date": "2025-07-01", "end_date": "2031-01-01"},
+        ),
+        "emails": emails(
+            ("a1", "t1", "2025-06-10 23:30", "inbound"),  # the last event, late in the UTC day
+            ("a1", "t1", "2025-03-01 10:00", "outbound"),
+        ),
+        "tickets": table("tickets", []),  # an empty table has no dates: ignored
+    }
+    assert scoring.default_as_of(tables) == dt.date(2025, 6, 11)
+
+
+def test_without_event_tables_contract_dates_count_but_future_end_dates_do_not():
+    tables = {
+        "accounts": accounts({"account_id": "a1"}),
+        "contracts": contracts(
+            {"account_id": "a1", "start_date": "2024-03-01", "end_date": "2025-02-28"},
+            {
+                "account_id": "a1",
+                "start_date": "2025-03-01",
+                "end_date": "2030-01-01",  # planned, in the future
+                "cancel_date": "2025-04-15",
+                "status": "cancelled",
+            },
+        ),
+    }
+    assert scoring.export_last_date(tables) == dt.date(2025, 4, 15)
+    assert scoring.default_as_of(tables) == dt.date(2025, 4, 16)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="bug in models/scoring.py default_as_of: when every optional table present is empty (ingest reads a "
+    "header-only file as a zero-row table) it drops accounts and contracts, finds no date and export_last_date "
+    "fails with 'max() arg is an empty sequence' instead of falling back to the contract dates",
+)
+def test_an_empty_optional_table_does_not_change_the_scoring_date():
+    tables = {
+        "accounts": accounts({"account_id": "a1"}),
+        "contracts": contracts({"account_id": "a1", "start_date": "2024-03-01", "end_date": "2025-02-28"}),
+    }
+    expected = scoring.default_as_of(tables)
+    assert scoring.default_as_of({**tables, "surveys": table("surveys", [])}) == expected
+
+
+# ---------------------------------------------------------------- a real book, a small real model
+
+
+def with_late_accounts(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Names and owners for every account, plus one account new this week and one gone since last week."""
+    acc = tables["accounts"].copy()
+    acc["account_name"] = ("Name " + acc["account_id"]).astype("string")
+    acc["owner"] = ("owner-" + acc["account_id"].str[-1]).astype("string")
+    extra = accounts(
+        {"account_id": "new01", "account_name": "New", "owner": "o", "region": "NA", "segment": "SMB"},
+        {"account_id": "gone1", "account_name": "Gone", "owner": "o", "region": "NA", "segment": "SMB"},
+    )
+    con = contracts(
+        {"contract_id": "new01-k", "account_id": "new01", "start_date": "2025-02-02", "end_date": "2026-02-02"},
+        {"contract_id": "gone1-k", "account_id": "gone1", "start_date": "2024-02-01", "end_date": "2025-02-01"},
+    )
+    return {
+        **tables,
+        "accounts": pd.concat([acc, extra], ignore_index=True),
+        "contracts": pd.concat([tables["contracts"], con], ignore_index=True),
+    }
+
+
+@pytest.fixture(scope="module")
+def book():
+    return with_late_accounts(random_export(n_accounts=60, seed=1, days=540, usage_per_day=1))
+
+
+@pytest.fixture(scope="module")
+def model(book, train_params) -> ChurnModel:
+    """LightGBM with the project's settings, made small: trained on every labelled snapshot of the book."""
+    frame, catalog = build_features(book, None, PARAMS)
+    labelled = frame[frame["label"].notna()]
+    in_valid = labelled["account_id"].str[-1].isin(["0", "3", "6"])  # a third of the accounts
+    parts = {"train": labelled[~in_valid], "valid": labelled[in_valid]}
+    params = train_params.model_copy(
+        update={"min_data_in_leaf": 20, "num_boost_round": 100, "early_stopping_rounds": 20}
+    )
+    windows = Windows(AS_OF, AS_OF, AS_OF, AS_OF)  # recorded in the metadata only
+    return train_model(parts, catalog, catalogue_hash(catalog), params, windows)
+
+
+@pytest.fixture(scope="module")
+def result(book, model) -> scoring.ScoreResult:
+    return scoring.build_scores(book, AS_OF, model, VERSION, PARAMS, SCORE_PARAMS, PLAYBOOK)
+
+
+@pytest.fixture(scope="module")
+def independent(book, model) -> dict[str, pd.Series]:
+    """Probabilities at as-of and a week before, from features built one date at a time."""
+    out = {}
+    for name, day in (("now", AS_OF), ("before", BEFORE)):
+        frame, _ = build_features(book, [day], PARAMS)
+        out[name] = pd.Series(model.predict_proba(frame), index=frame["account_id"].astype(str).to_numpy())
+    return out
+
+
+def test_at_risk_columns_are_exactly_the_csv_contract(result):
+    assert list(result.at_risk.columns) == CSV_COLUMNS == scoring.CSV_COLUMNS
+
+
+def test_one_row_per_account_active_at_as_of(result, book, independent):
+    at_risk = result.at_risk
+    assert at_risk["account_id"].is_unique
+    assert set(at_risk["account_id"]) == set(independent["now"].index)
+    con = book["contracts"]
+    end = con["cancel_date"].where(con["cancel_date"] < con["end_date"], con["end_date"])
+    day = pd.Timestamp(AS_OF)
+    covering = set(con.loc[(con["start_date"] < day) & (end >= day), "account_id"])
+    started = set(con.loc[con["start_date"] < day, "account_id"])
+    assert covering <= set(at_risk["account_id"]) <= started
+    assert "new01" in set(at_risk["account_id"]) and "gone1" not in set(at_risk["account_id"])
+    assert (at_risk["as_of"] == "2025-02-05").all() and (at_risk["model_version"] == VERSION).all()
+
+
+def test_ranks_follow_expected_arr_at_risk(result):
+    at_risk = result.at_risk
+    assert at_risk["rank"].tolist() == list(range(1, len(at_risk) + 1))
+    expected = at_risk["expected_arr_at_risk"].to_numpy(dtype=float)
+    assert (np.diff(expected) <= 0).all()
+
+
+def test_probability_is_the_models_and_expected_arr_is_probability_times_arr(result, independent):
+    at_risk = result.at_risk.set_index("account_id")
+    p = result.probability.reindex(at_risk.index)
+    p_model = independent["now"].reindex(at_risk.index)
+    assert np.allclose(p, p_model, atol=1e-9)  # calibrated SHAP sum == the model's own probability
+    assert np.all(np.abs(at_risk["churn_probability"] - p_model) <= 5e-5 + 1e-9)  # rounded to 4 places
+    assert np.all(np.abs(at_risk["expected_arr_at_risk"] - p * at_risk["arr"]) <= 0.005 + 1e-6)
+    assert (at_risk["risk_tier"] == scoring.risk_tier(p, TIERS)).all()
+
+
+def test_change_7d_is_now_minus_a_week_before_and_new_accounts_have_none(result, independent):
+    at_risk = result.at_risk.set_index("account_id")
+    both = at_risk.index.intersection(independent["before"].index)
+    assert len(both) >= 30
+    delta = independent["now"][both] - independent["before"][both]
+    assert np.all(np.abs(at_risk.loc[both, "change_7d"].astype(float) - delta) <= 5e-5 + 1e-9)
+    new = at_risk.index.difference(independent["before"].index)
+    assert list(new) == ["new01"]
+    assert pd.isna(at_risk.loc["new01", "change_7d"]) and at_risk.loc["new01", "what_changed"] == "new this week"
+    assert (at_risk.loc[both, "what_changed"] != "new this week").all()
+
+
+def test_reasons_and_plays_come_from_actionable_signals_only(result):
+    phrases = {signal: [] for signal in SIGNALS}
+    for spec in all_specs():
+        phrases[spec.signal].append(spec.phrase.split("{value}")[0])
+    at_risk = result.at_risk
+    assert at_risk["reason_1"].notna().mean() > 0.8
+    for _, row in at_risk.iterrows():
+        signals = []
+        for r in (1, 2, 3):
+            reason, play = row[f"reason_{r}"], row[f"play_{r}"]
+            assert pd.isna(reason) == pd.isna(play)
+            if pd.isna(reason):
+                continue
+            signal = play.removeprefix("play for ")
+            assert signal in SIGNALS and signal != "context"
+            assert any(reason.startswith(prefix) for prefix in phrases[signal]), (reason, signal)
+            signals.append(signal)
+        assert len(signals) == len(set(signals))  # one reason per signal family
+
+
+def build_features_catalog() -> dict:
+    """The catalogue document of an export with every table."""
+    return catalogue_to_json(all_specs(), {})
+
+
+def test_account_attributes_and_renewal_come_from_the_accounts_and_features(result, book):
+    at_risk = result.at_risk.set_index("account_id")
+    acc = book["accounts"].set_index("account_id")
+    for column in ("account_name", "owner", "segment", "region"):
+        assert (at_risk[column] == acc.loc[at_risk.index, column]).all(), column
+    days = at_risk["days_to_renewal"].dropna()
+    assert len(days) == len(at_risk)
+    renewal = [(AS_OF + dt.timedelta(days=int(d))).isoformat() for d in days]
+    assert at_risk.loc[days.index, "renewal_date"].tolist() == renewal
+    assert at_risk.loc["new01", "renewal_date"] == "2026-02-02"
+
+
+def test_explanations_and_shap_inputs_cover_the_scored_accounts(result, model):
+    ids = set(result.at_risk["account_id"])
+    assert set(result.explanations["account_id"]) == ids
+    assert len(result.explanations) == len(ids) * len(model.features)
+    assert set(result.X.index) == ids and list(result.X.columns) == model.features
+    assert list(result.contrib.values.columns) == model.features
+
+
+def test_no_account_active_at_as_of_is_an_input_error(book, model):
+    frame, catalog = build_features(book, [BEFORE], PARAMS)
+    with pytest.raises(InputError, match="no account is active on 2025-02-05"):
+        scoring.score_accounts(frame, catalog, AS_OF, book["accounts"], model, VERSION, SCORE_PARAMS, PLAYBOOK)
+
+
+# ---------------------------------------------------------------- feature drift
+
+
+def test_drift_names_a_missing_feature_and_the_dropped_family(book, model):
+    without_emails = {k: v for k, v in book.items() if k != "emails"}
+    frame, catalog = build_features(without_emails, [AS_OF], PARAMS)
+    with pytest.raises(InputError) as err:
+        scoring.check_feature_drift(model, catalog, frame)
+    message = str(err.value)
+    missing = [f for f in model.features if f.startswith("reply_")]
+    assert missing and missing[0] in message
+    assert "responsiveness: emails table absent" in message
+    with pytest.raises(InputError, match="feature drift"):
+        scoring.score_accounts(frame, catalog, AS_OF, book["accounts"], model, VERSION, SCORE_PARAMS, PLAYBOOK)
+
+
+def test_drift_check_passes_when_every_model_feature_is_produced(model):
+    catalog = build_features_catalog()
+    scoring.check_feature_drift(model, catalog, pd.DataFrame())  # extra features are fine
+    catalog["features"] = [f for f in catalog["features"] if f["name"] != model.features[-1]]
+    with pytest.raises(InputError, match=model.features[-1]) as err:
+        scoring.check_feature_drift(model, catalog, pd.DataFrame())
+    assert "families dropped" not in str(err.value)
+
+
+# ---------------------------------------------------------------- loading a model from a folder
+
+
+@pytest.fixture(scope="module")
+def small_model(synthetic_parts, synthetic, train_params) -> ChurnModel:
+    _, catalog = synthetic
+    params = train_params.model_copy(update={"num_boost_round": 5})
+    parts = {k: v.head(3000) for k, v in synthetic_parts.items()}
+    return train_model(parts, catalog, catalogue_hash(catalog), params, Windows(AS_OF, AS_OF, AS_OF, AS_OF))
+
+
+def test_load_model_from_a_folder_is_labelled_by_folder_and_catalogue_hash(small_model, tmp_path):
+    folder = tmp_path / "candidate"
+    small_model.save(folder)
+    loaded, label = scoring.load_model(None, folder, "sqlite:///unused.db")
+    assert label == f"candidate:{catalogue_hash(catalogue_to_json(SPECS, {}))}"
+    assert loaded.features == small_model.features
+    # a path given as the spec wins over the default folder
+    _, label = scoring.load_model(str(folder), tmp_path / "elsewhere", "sqlite:///unused.db")
+    assert label.startswith("candidate:")
+
+
+def test_load_model_from_a_trained_folder_is_labelled_by_its_registry_version(small_model, tmp_path):
+    small_model.save(tmp_path)
+    run = {"run_id": "r", "registered_model": "churn-lgbm", "version": "3", "alias": "champion"}
+    (tmp_path / "mlflow_run.json").write_text(json.dumps(run))
+    _, label = scoring.load_model(None, tmp_path, "sqlite:///unused.db")
+    assert label == "churn-lgbm/3"
+
+
+def test_load_model_from_an_empty_folder_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no model.txt"):
+        scoring.load_model(None, tmp_path, "sqlite:///unused.db")
