@@ -63,6 +63,7 @@ def shap_summary_figure(contrib: Contributions, X: pd.DataFrame) -> Figure:
     import shap
 
     numeric = X.apply(lambda c: c.cat.codes.astype(float) if c.dtype.name == "category" else c.astype(float))
+    plt.figure()  # SHAP draws on the current figure: give it a new one, never one a caller has open
     # The beeswarm places and layers its dots at random: a seeded generator makes the same
     # scores draw the same picture, byte for byte.
     shap.summary_plot(
@@ -86,6 +87,7 @@ def waterfall_figure(contrib: Contributions, X: pd.DataFrame, account_id: str, p
         data=data,
         feature_names=list(X.columns),
     )
+    plt.figure()  # SHAP draws on the current figure: give it a new one, never one a caller has open
     shap.plots.waterfall(exp, max_display=12, show=False)
     fig = plt.gcf()
     fig.set_size_inches(11, 7)

@@ -77,7 +77,8 @@ def export_last_date(tables: dict[str, Table]) -> dt.date:
 
 def default_as_of(tables: dict[str, Table]) -> dt.date:
     """This week's scoring date: the day after the export's last event, so the whole export is seen."""
-    frames = {k: v for k, v in tables.items() if k not in ("accounts", "contracts")} or tables
+    # empty optional tables (a header-only file) carry no date: fall back to accounts and contracts
+    frames = {k: v for k, v in tables.items() if k not in ("accounts", "contracts") and len(v)} or tables
     return export_last_date(frames) + dt.timedelta(days=1)
 
 

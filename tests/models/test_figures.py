@@ -137,11 +137,6 @@ def test_waterfall_is_titled_with_the_account_and_its_probability(shap_inputs):
         plt.close(fig)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in models/figures.py: shap_summary_figure draws onto plt.gcf(), i.e. onto whatever pyplot "
-    "figure is open (shap.summary_plot uses the current figure), instead of a new figure of its own",
-)
 def test_shap_summary_draws_a_new_figure_even_when_another_is_open(shap_inputs):
     contrib, X = shap_inputs
     other = plt.figure()
@@ -149,11 +144,6 @@ def test_shap_summary_draws_a_new_figure_even_when_another_is_open(shap_inputs):
     assert fig is not other and not other.axes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in models/figures.py: waterfall_figure draws onto plt.gcf() (shap.plots.waterfall uses the "
-    "current figure), so an open figure gets the waterfall drawn over it and resized",
-)
 def test_waterfall_draws_a_new_figure_even_when_another_is_open(shap_inputs):
     contrib, X = shap_inputs
     other = plt.figure()

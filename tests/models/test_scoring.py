@@ -114,13 +114,6 @@ def test_without_event_tables_contract_dates_count_but_future_end_dates_do_not()
     assert scoring.default_as_of(tables) == dt.date(2025, 4, 16)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug in models/scoring.py default_as_of: when every optional table present is empty (ingest reads a "
-    "header-only file as a zero-row table) it drops accounts and contracts, finds no date and export_last_date "
-    "fails with 'max() arg is an empty sequence' instead of falling back to the contract dates",
-)
 def test_an_empty_optional_table_does_not_change_the_scoring_date():
     tables = {
         "accounts": accounts({"account_id": "a1"}),
