@@ -21,6 +21,7 @@ from features import adoption, context, qbr, responsiveness, support, tenure, vo
 from features.catalogue import FeatureSpec, catalogue_to_json
 from features.duck import KEY, Table, for_accounts
 from features.errors import InputError
+from features.history import first_monday_after, history_start
 from features.params import FeatureParams
 from features.schemas import TABLES
 from features.snapshots import build_grid, export_last_date, normalise_dates, snapshot_dates
@@ -106,16 +107,36 @@ def usable_tables(tables: Mapping[str, pd.DataFrame]) -> tuple[dict[str, pd.Data
     return usable, missing
 
 
-def resolve_snapshots(
-    snapshots: Iterable | pd.Series | None, params: FeatureParams, last_date: pd.Timestamp
-) -> pd.DatetimeIndex:
-    """The regular weekly grid up to the export's last date, or the explicit dates asked for."""
-    if snapshots is None:
-        return snapshot_dates(params.first_snapshot, last_date, params.frequency_days)
-    return normalise_dates(list(snapshots))
-
-
 LONGEST_WINDOW_DAYS = 90  # the longest look-back of the large tables' features (e-mails, usage)
+
+
+def first_snapshot(params: FeatureParams, tables: Mapping[str, Table]) -> tuple[pd.Timestamp, dict]:
+    """``features.first_snapshot``, or with ``auto`` the first Monday ``LONGEST_WINDOW_DAYS`` into the history.
+
+    Returns:
+        The first snapshot date and what the catalogue records about how it was chosen.
+    """
+    if params.first_snapshot != "auto":
+        return pd.Timestamp(params.first_snapshot), {"rule": "params.yaml"}
+    start = history_start(tables)
+    first = first_monday_after(start.day, LONGEST_WINDOW_DAYS)
+    LOG.info(
+        "features: first snapshot %s (auto: history from %s, set by %s, + %d days of look-back, on a Monday)",
+        first.date(),
+        start.day.date(),
+        start.source,
+        LONGEST_WINDOW_DAYS,
+    )
+    return first, {"rule": "auto", "lookback_days": LONGEST_WINDOW_DAYS, "history": start.as_dict()}
+
+
+def resolve_snapshots(
+    snapshots: Iterable | pd.Series | None, first: pd.Timestamp | None, last_date: pd.Timestamp, frequency_days: int
+) -> pd.DatetimeIndex:
+    """The regular grid from ``first`` to the export's last date, or the explicit dates asked for."""
+    if snapshots is None:
+        return snapshot_dates(first, last_date, frequency_days)
+    return normalise_dates(list(snapshots))
 
 
 def account_batches(
@@ -177,7 +198,8 @@ def build_features(
     Args:
         tables: canonical frames by table name (accounts and contracts required).
         snapshots: explicit snapshot dates (e.g. scoring's as-of and as-of minus 7 days),
-            or None for every ``frequency_days`` from ``first_snapshot`` to the export's end.
+            or None for every ``frequency_days`` from ``first_snapshot`` (a date, or ``auto``: see
+            ``first_snapshot``) to the export's end.
         params: the ``features`` section of params.yaml.
         export_end: override of the export's last observed day (default: derived from the data).
         batch_rows: run per-account families on batches of accounts holding about this many
@@ -193,7 +215,13 @@ def build_features(
     if "contracts" not in usable:
         raise InputError("contracts: the table has no rows, so no account is ever active")
     last_date = pd.Timestamp(export_end) if export_end is not None else export_last_date(usable)
-    dates = resolve_snapshots(snapshots, p, last_date)
+    first, first_doc = first_snapshot(p, usable) if snapshots is None else (None, None)
+    if first is not None and first > last_date:
+        raise InputError(
+            f"features.first_snapshot {first.date()} is after the export's last date {last_date.date()}: "
+            + ("the history is shorter than the features' look-back" if p.first_snapshot == "auto" else "no snapshot")
+        )
+    dates = resolve_snapshots(snapshots, first, last_date, p.frequency_days)
     grid = build_grid(usable["contracts"], dates, p.horizon_days, p.grace_days, last_date)
     LOG.info("features: %d snapshots to %s, %d (account, snapshot) rows", len(dates), last_date.date(), len(grid))
 
@@ -242,4 +270,6 @@ def build_features(
         "business_hours": list(p.business_hours),
         "explicit_dates": snapshots is not None,
     }
+    if first_doc is not None:
+        doc["snapshots"]["first_snapshot_choice"] = first_doc
     return frame, doc

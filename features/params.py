@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+NO_DEFAULT = "missing; every setting that changes results is set here, the code has no default"
+
 
 class StrictParams(BaseModel):
     """Unknown keys are errors (a typo fails) and values cannot be changed after loading."""
@@ -22,11 +24,22 @@ class FeatureParams(StrictParams):
     """What the snapshot grid, the labels and the feature families need."""
 
     frequency_days: int
-    first_snapshot: dt.date
+    # a date, or ``auto``: the first Monday with the longest look-back of history before it
+    first_snapshot: dt.date | Literal["auto"]
     horizon_days: int
     grace_days: int
     business_hours: tuple[int, int]
     engine: Literal["duckdb", "spark"]
+
+    @field_validator("first_snapshot", mode="before")
+    @classmethod
+    def _date_or_auto(cls, value: object) -> object:
+        if isinstance(value, str) and value != "auto":
+            try:
+                dt.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"a date (YYYY-MM-DD) or auto, got {value!r}") from None
+        return value
 
     @field_validator("business_hours")
     @classmethod

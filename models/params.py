@@ -9,17 +9,37 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from features.params import StrictParams
+from pydantic import Field, model_validator
+
+from features.params import NO_DEFAULT, StrictParams
+
+WINDOW_DATES = ("train_end", "valid_start", "valid_end", "test_start", "test_end")
+
+
+class WindowWeeks(StrictParams):
+    """Sizes of the automatic windows, in weeks of labelled snapshots."""
+
+    test: int = Field(ge=1)  # the most recent labelled weeks
+    valid: int = Field(ge=1)  # the weeks before them, one gap earlier
+    min_train: int = Field(ge=1)  # fewer weeks left before the next gap: too little history, an error
 
 
 class TrainParams(StrictParams):
-    """The ``train`` section of params.yaml: windows, LightGBM, calibration, registry names."""
+    """The ``train`` section of params.yaml: windows, LightGBM, calibration, registry names.
 
-    train_end: dt.date
-    valid_start: dt.date
-    valid_end: dt.date
-    test_start: dt.date
-    test_end: dt.date | None
+    ``windows: auto`` derives the out-of-time windows from the feature table's labelled
+    snapshots with the sizes in ``window_weeks``; ``windows: dates`` takes the four dates and
+    ``test_end`` instead. Each mode's keys are required with it and refused with the other, so
+    a setting is never silently unread. The ``None`` below mark a key as absent, not a default.
+    """
+
+    windows: Literal["auto", "dates"]
+    window_weeks: WindowWeeks | None = None
+    train_end: dt.date | None = None
+    valid_start: dt.date | None = None
+    valid_end: dt.date | None = None
+    test_start: dt.date | None = None
+    test_end: dt.date | None = None  # with dates, null: the last fully labelled snapshot
     calibration: Literal["isotonic", "sigmoid"]
     seed: int
     num_boost_round: int
@@ -36,8 +56,35 @@ class TrainParams(StrictParams):
     registered_model: str
     experiment: str
 
+    @model_validator(mode="after")
+    def _keys_of_the_chosen_mode(self) -> TrainParams:
+        """``auto`` reads ``window_weeks`` and no date; ``dates`` reads the dates and no sizes."""
+        given = self.model_fields_set
+        if self.windows == "auto":
+            if "window_weeks" not in given or self.window_weeks is None:
+                raise ValueError(f"train.window_weeks: {NO_DEFAULT}")
+            for key in WINDOW_DATES:
+                if key in given:
+                    raise ValueError(f"train.{key}: only read with train.windows: dates (auto derives the windows)")
+            return self
+        for key in WINDOW_DATES:
+            if key not in given or (key != "test_end" and getattr(self, key) is None):
+                raise ValueError(f"train.{key}: {NO_DEFAULT} (train.windows: dates)")
+        if "window_weeks" in given:
+            raise ValueError("train.window_weeks: only read with train.windows: auto")
+        if self.valid_end < self.valid_start:
+            raise ValueError("train.valid_end must not be before train.valid_start")
+        if self.test_end is not None and self.test_end < self.test_start:
+            raise ValueError("train.test_end must not be before train.test_start")
+        return self
+
     def check_gaps(self, horizon_days: int) -> None:
-        """Out-of-time windows must be separated by at least the label horizon, or labels leak."""
+        """Out-of-time windows must be separated by at least the label horizon, or labels leak.
+
+        Explicit dates only: ``auto`` leaves ``horizon_days + grace_days`` between windows by construction.
+        """
+        if self.windows != "dates":
+            return
         horizon = dt.timedelta(days=horizon_days)
         if self.valid_start - self.train_end < horizon:
             raise ValueError(f"train.valid_start must be at least {horizon.days} days after train.train_end")

@@ -7,7 +7,6 @@ same inputs give byte-identical artifacts and nothing needs unpickling to score.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from features.catalogue import Catalogue, catalogue_hash
 from features.errors import InputError
 from models import explain
 from models.params import TrainParams
+from models.windows import Windows, fully_labelled_dates
 
 LOG = logging.getLogger("churn.train")
 
@@ -37,34 +37,23 @@ PREDICTIONS_FILE = "test_predictions.parquet"  # the test window's keys, labels 
 EVALUATION_FILE = "evaluation.json"  # test metrics of the model and its baselines
 
 
-@dataclass(frozen=True)
-class Windows:
-    """Snapshot-date windows of the out-of-time split (inclusive bounds)."""
-
-    train_end: dt.date
-    valid_start: dt.date
-    valid_end: dt.date
-    test_start: dt.date
-    test_end: dt.date | None = None
-
-    @classmethod
-    def from_params(cls, p: TrainParams) -> Windows:
-        return cls(p.train_end, p.valid_start, p.valid_end, p.test_start, p.test_end)
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {k: (None if v is None else v.isoformat()) for k, v in self.__dict__.items()}
-
-
 def split_out_of_time(frame: pd.DataFrame, windows: Windows) -> dict[str, pd.DataFrame]:
-    """Labelled rows of each window; rows in the gaps are left out so no label window overlaps."""
-    labelled = frame[LABEL].notna()  # masks, not a labelled copy: at 100,000 accounts the table is gigabytes
+    """Rows of each window's fully labelled snapshots; rows in the gaps are left out so no label window overlaps.
+
+    A snapshot whose labels are partly missing (the last weeks of the export, where only the
+    already confirmed churns are labelled) is in no window: it would bring churners without
+    the renewals that balance them.
+    """
     snap = frame["snapshot_date"]
+    # masks, not a labelled copy: at 100,000 accounts the table is gigabytes
+    complete = snap.isin(pd.DatetimeIndex([pd.Timestamp(d) for d in fully_labelled_dates(frame)])).to_numpy()
     day = pd.Timestamp
+    after_train_start = snap >= day(windows.train_start) if windows.train_start else True
     before_test_end = snap <= day(windows.test_end) if windows.test_end else True
     parts = {
-        "train": frame[labelled & (snap <= day(windows.train_end))],
-        "valid": frame[labelled & (snap >= day(windows.valid_start)) & (snap <= day(windows.valid_end))],
-        "test": frame[labelled & (snap >= day(windows.test_start)) & before_test_end],
+        "train": frame[complete & after_train_start & (snap <= day(windows.train_end))],
+        "valid": frame[complete & (snap >= day(windows.valid_start)) & (snap <= day(windows.valid_end))],
+        "test": frame[complete & (snap >= day(windows.test_start)) & before_test_end],
     }
     for name, part in parts.items():
         _require_both_classes(part, name)
@@ -75,14 +64,16 @@ def _require_both_classes(part: pd.DataFrame, name: str) -> None:
     """AUC, early stopping and calibration are undefined on one class: say so plainly."""
     if part.empty:
         raise InputError(
-            f"features.parquet: the {name} window has no labelled snapshots; adjust params.yaml train: dates"
+            f"features.parquet: the {name} window has no fully labelled snapshots; "
+            "adjust the train: dates in params.yaml, or set train.windows: auto"
         )
     counts = part[LABEL].astype(int).value_counts()
     if counts.get(1, 0) == 0 or counts.get(0, 0) == 0:
         kind = "churned" if counts.get(1, 0) == 0 else "retained"
         raise InputError(
             f"features.parquet: column 'label': no {kind} accounts in the {name} window "
-            f"({len(part)} rows); a churn model needs both outcomes — widen the window in params.yaml train:"
+            f"({len(part)} rows); a churn model needs both outcomes — "
+            "widen the window in params.yaml (train.window_weeks, or the dates)"
         )
 
 
@@ -260,7 +251,7 @@ def train_model(
     # Keep only the trees up to the best iteration so the saved file is the model that was evaluated.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     metadata = {
-        "windows": windows.as_dict(),
+        "windows": {**windows.as_dict(), "rule": params.windows},
         "rows": {k: int(len(v)) for k, v in parts.items()},
         "churn_rate": {k: float(v[LABEL].astype(int).mean()) for k, v in parts.items()},
         "positive_weight": weight,
@@ -273,6 +264,6 @@ def train_model(
     return ChurnModel(booster, calibrator, features, levels, catalog_hash, metadata)
 
 
-def fit_model(parts: dict[str, pd.DataFrame], catalog_doc: dict, params: TrainParams) -> ChurnModel:
-    """``train_model`` with the windows and catalogue fingerprint taken from the parameters and catalogue."""
-    return train_model(parts, catalog_doc, catalogue_hash(catalog_doc), params, Windows.from_params(params))
+def fit_model(parts: dict[str, pd.DataFrame], catalog_doc: dict, params: TrainParams, windows: Windows) -> ChurnModel:
+    """``train_model`` with the catalogue fingerprint taken from the catalogue."""
+    return train_model(parts, catalog_doc, catalogue_hash(catalog_doc), params, windows)

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from features.params import FeatureParams, StrictParams
+from features.params import NO_DEFAULT, FeatureParams, StrictParams
 from models.params import ScoreParams, TrainParams
 
 PARAMS_FILE = "params.yaml"  # relative to the working directory, as DVC runs stages from the repo root
@@ -137,10 +137,13 @@ def first_problem(exc: ValidationError) -> str:
     error = min(exc.errors(), key=lambda e: order.get(e["type"], 2))
     where = ".".join(str(p) for p in error["loc"])
     if error["type"] == "missing":
-        return f"{where}: missing; every setting that changes results is set here, the code has no default"
+        return f"{where}: {NO_DEFAULT}"
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key (misspelt?)"
-    return f"{where}: {error['msg']}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not where or message.startswith((f"{where}.", f"{where}:")):
+        return message  # a check that names its own keys (e.g. train.valid_start)
+    return f"{where}: {message}"
 
 
 @lru_cache(maxsize=1)

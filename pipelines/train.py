@@ -18,10 +18,10 @@ from models.train import (
     METADATA_FILE,
     MODEL_FILE,
     PREDICTIONS_FILE,
-    Windows,
     fit_model,
     split_out_of_time,
 )
+from models.windows import resolve_windows, rule
 from pipelines.canonical import read_feature_table
 from pipelines.config import settings
 from pipelines.io import file_sha256, replace_folder, write_json, write_parquet
@@ -30,18 +30,32 @@ from pipelines.logs import timed
 LOG = logging.getLogger("churn.train")
 
 
+def flat(prefix: str, values: dict) -> dict:
+    """``{"a": {"b": 1}}`` as ``{"prefix.a.b": 1}``: MLflow params are flat; absent values are left out."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flat(f"{prefix}.{key}", value))
+        elif value is not None:
+            out[f"{prefix}.{key}"] = value
+    return out
+
+
 def main() -> None:
     s = settings()
     frame, catalog = read_feature_table(s.paths.features, s.paths.feature_catalog)
     catalogue = Catalogue.from_json(catalog)
+    horizon, grace = s.features.horizon_days, s.features.grace_days
     with timed("train: split", rows_in=len(frame)) as t:
-        parts = split_out_of_time(frame, Windows.from_params(s.train))
+        windows = resolve_windows(frame, s.train, horizon, grace)
+        LOG.info("train: windows (%s): %s", rule(s.train, horizon, grace), windows.describe())
+        parts = split_out_of_time(frame, windows)
         t["rows"] = sum(len(p) for p in parts.values())
     del frame  # the windows are copies; the whole table need not stay in memory through training
     for name, part in parts.items():
         LOG.info("%s window: %s rows, churn rate %.1f%%", name, f"{len(part):,}", 100 * part[LABEL].astype(int).mean())
     with timed("train: lightgbm + calibration", rows_in=len(parts["train"])):
-        model = fit_model(parts, catalog, s.train)
+        model = fit_model(parts, catalog, s.train, windows)
     with timed("train: baselines"):
         fitted = baselines.fit_baselines(parts, catalogue, s.train.seed)
     test = parts["test"]
@@ -68,7 +82,9 @@ def main() -> None:
         experiment=s.train.experiment,
         registered_model=s.train.registered_model,
         params={
-            **{f"train.{k}": v for k, v in s.train.model_dump(mode="json").items()},
+            **flat("train", s.train.model_dump(mode="json", exclude_none=True)),
+            **flat("windows", windows.as_dict()),
+            "features.first_snapshot": catalog.get("snapshots", {}).get("first_snapshot"),
             "features.horizon_days": s.features.horizon_days,
             "features.grace_days": s.features.grace_days,
             "best_iteration": model.metadata["best_iteration"],
@@ -77,7 +93,7 @@ def main() -> None:
         },
         tags={"features_sha256": file_sha256(s.paths.features), "catalog_hash": model.catalog_hash},
         model_fingerprint=tracking.fingerprint(fingerprint),
-        test_window=f"{s.train.test_start}..{s.train.test_end or 'last'}",
+        test_window=f"{windows.test_start}..{windows.test_end or 'last'}",
     )
     with timed("train: mlflow run + registry"):
         logged = tracking.log_training_run(

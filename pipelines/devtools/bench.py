@@ -67,8 +67,8 @@ class StageRun:
 def scratch_params(root: Path, accounts: int, base: Path = Path(PARAMS_FILE)) -> Path:
     """A params file equal to the project's, with every path inside ``root`` and ``accounts`` accounts.
 
-    The demo dates and training windows are kept, since the windows are fixed dates that
-    suit the demo period.
+    The demo dates are kept; the first snapshot and the training windows follow the data
+    (``auto`` in params.yaml).
     """
     params = yaml.safe_load(base.read_text())
     playbook = Path(params["paths"]["playbook"]).resolve()

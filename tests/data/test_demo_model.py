@@ -43,9 +43,10 @@ def test_model_beats_both_baselines_on_the_test_window(outputs):
 
 
 def _test_rows(outputs) -> pd.DataFrame:
-    test_start = pd.Timestamp(outputs["metadata"]["windows"]["test_start"])
+    windows = outputs["metadata"]["windows"]
     f = outputs["features"]
-    return f[(f["snapshot_date"] >= test_start) & f["label"].notna()]
+    in_test = f["snapshot_date"].between(pd.Timestamp(windows["test_start"]), pd.Timestamp(windows["test_end"]))
+    return f[in_test & f["label"].notna()]
 
 
 def test_dominant_driver_is_among_the_top_three_reasons_for_churned_accounts(outputs):
