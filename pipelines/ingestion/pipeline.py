@@ -39,7 +39,9 @@ from pipelines.ingestion.presets import (
     apply_filters,
     column_format,
     load_mapping,
-    map_columns,
+    load_related,
+    map_source,
+    repair_rules,
     unread_columns,
 )
 from pipelines.ingestion.readers import CHUNK_ROWS, ROW, RawTable, find_file, looked_for, read_export_file
@@ -121,10 +123,12 @@ def ingest_export_to(
                 report.tables_absent.append(name)
                 continue
             source, raw, ignored = located
+            related = load_related(export_dir, mapping, source)
             table_report = ingest_table(
-                raw, source, table, reference, known_accounts, out, chunk_rows, workers, memory_limit
+                raw, source, table, reference, known_accounts, out, chunk_rows, workers, memory_limit, related
             )
             table_report.notes.extend(ignored)
+            table_report.notes.extend(note for r in related.values() for note in r.notes)
             report.tables[name] = table_report
             if name == "accounts":
                 known_accounts = pd.Index(
@@ -201,16 +205,18 @@ def ingest_table(
     chunk_rows: int = CHUNK_ROWS,
     workers: int = 1,
     memory_limit: str | None = None,
+    related: dict | None = None,
 ) -> TableReport:
     """Turn one file into ``<out>/<table>.parquet`` and its rejected rows, accounting for every row read.
 
     With ``workers > 1`` the row rules of successive chunks run in that many processes while
     this one reads the file and writes the results, in file order; a file of one chunk never
     starts a process. ``memory_limit`` caps DuckDB's duplicate search (it spills beyond it).
+    ``related``: the files the source's lookups read (``presets.load_related``).
     """
     report = TableReport(table.name, file=str(raw.path), notes=list(raw.notes))
     staging = _Staging(out / STAGING, table.name)
-    job = _ChunkJob(source, table, reference, known_accounts, _repair_rules(source), raw.path)
+    job = _ChunkJob(source, table, reference, known_accounts, _repair_rules(source), raw.path, related or {})
     watch = _WrongTypeWatch(raw.path, source)
     notes: list[str] = []
     progress = Progress(f"ingest: {table.name}")
@@ -259,6 +265,7 @@ class _ChunkJob:
     known_accounts: pd.Index | None
     rules: list[str]
     path: Path
+    related: dict = field(default_factory=dict)  # lookup name -> mapping.RelatedTable
 
 
 @dataclass
@@ -341,13 +348,7 @@ def _with_last(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, b
 
 def _repair_rules(source: SourceSpec) -> list[str]:
     """Names of the repair rules, in a fixed order: bit i of a staged row's ``_repairs`` is rule i."""
-    derived = [_derived_rule(target, expression) for target, expression in source.derive.items()]
-    return [ID_STRIPPED, CASE_NORMALISED, OFFSET_CONVERTED, *derived]
-
-
-def _derived_rule(target: str, expression: str) -> str:
-    """The repair rule of a derived column, e.g. ``end_date derived (start_date + 12 months - 1 day)``."""
-    return f"{target} derived ({expression})"
+    return [ID_STRIPPED, CASE_NORMALISED, OFFSET_CONVERTED, *repair_rules(source)]
 
 
 def _chunk(job: _ChunkJob, chunk: pd.DataFrame, cut_row: int | None) -> _ChunkResult:
@@ -356,18 +357,20 @@ def _chunk(job: _ChunkJob, chunk: pd.DataFrame, cut_row: int | None) -> _ChunkRe
     watch = _WrongTypeWatch(path, source)
     keep, filtered, notes = apply_filters(chunk, source, path)
     rows = chunk.loc[keep, ROW]
-    text = map_columns(chunk.loc[keep], source, table, path)
+    mapped = map_source(chunk.loc[keep], source, table, path, job.related)
+    text = mapped.frame
+    notes.extend(mapped.notes)
     unread = unread_columns(chunk, source)
     if unread:
         notes.append(f"columns ignored (not in the mapping): {', '.join(unread)}")
     text, repaired = _clean_text(text, table)
+    repaired.update(mapped.repaired)
     verdicts = _Verdicts(text.index)
     if cut_row is not None:
         verdicts.reject(rows == cut_row, TRUNCATED_ROW)
     typed = _typed(text, source, table, verdicts, repaired, watch, rows)
     typed, derived = apply_derivations(typed, source.derive)
-    for target, mask in derived.items():
-        repaired[_derived_rule(target, source.derive[target])] = mask
+    repaired.update(derived)
     _apply_row_rules(typed, table, job.reference, job.known_accounts, verdicts)
     verdicts.reject_each(
         repairs.schema_failures(_canonical_dtypes(typed[verdicts.alive], table), ROW_SCHEMAS[table.name], str(path))
