@@ -49,12 +49,12 @@ def small(train_params):
     catalog = catalogue_to_json(SPECS, {})
     parts = split_out_of_time(synthetic_features(accounts=150, seed=3), WINDOWS)
     params = train_params.model_copy(update={"num_boost_round": 60, "min_data_in_leaf": 20})
-    good = fit_model(parts, catalog, params)
+    good = fit_model(parts, catalog, params, WINDOWS)
     rng = np.random.default_rng(0)
     shuffled = {
         k: v.assign(label=rng.permutation(v["label"].to_numpy())) if k != "test" else v for k, v in parts.items()
     }
-    worse = fit_model(shuffled, catalog, params)
+    worse = fit_model(shuffled, catalog, params, WINDOWS)
     return parts["test"], Catalogue.from_json(catalog), good, worse
 
 
