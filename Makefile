@@ -27,9 +27,12 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: every test run, `churn` stage and worker process then reads .pyc files
+# instead of compiling pandas, pandera, pyspark, sklearn, mlflow... from source, which it does
+# on each start when PYTHONDONTWRITEBYTECODE is set (it only stops Python from writing them).
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	@echo "==> installing the locked environment into $(VENV)/"
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	$(BIN)/nbstripout --install --attributes .gitattributes >/dev/null 2>&1 || true
 	@touch $@
 
