@@ -12,13 +12,13 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run lint test test-fast notebooks lab bench clean help
+.PHONY: setup run lint test test-fast pytest-unit pytest-slow pytest-unit-1 pytest-unit-2 notebooks lab bench clean help
 
 help:
 	@echo "make run        set up .venv from uv.lock, then dvc repro on the demo export"
 	@echo "make lint       ruff check and ruff format --check (make test and make test-fast run it first)"
-	@echo "make test       set up .venv, lint, then the whole test suite (slow tests included)"
-	@echo "make test-fast  lint, then unit tests only: no subprocess, no dvc repro (under 90 s)"
+	@echo "make test       set up .venv, lint, then the whole test suite: unit and slow tests side by side"
+	@echo "make test-fast  lint, then unit tests only, in two halves side by side: no subprocess, no dvc repro (under 90 s)"
 	@echo "make notebooks  render the notebooks to HTML in reports/notebooks/"
 	@echo "make lab        JupyterLab on http://127.0.0.1:8888 (notebooks find the project root themselves)"
 	@echo "make bench      benchmark every stage at 1,000 and 10,000 accounts (BENCH_ARGS=--large for 100,000)"
@@ -28,9 +28,12 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: every test run, `churn` stage and worker process then reads .pyc files
+# instead of compiling pandas, pandera, pyspark, sklearn, mlflow... from source, which it does
+# on each start when PYTHONDONTWRITEBYTECODE is set (it only stops Python from writing them).
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	@echo "==> installing the locked environment into $(VENV)/"
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	$(BIN)/nbstripout --install --attributes .gitattributes >/dev/null 2>&1 || true
 	@touch $@
 
@@ -44,11 +47,29 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Each target runs two pytest processes side by side, one per core (-O keeps their outputs
+# apart): make test the unit tests (-m "not slow", where starting a process fails the test, see
+# tests/conftest.py) and the slow ones; make test-fast the unit tests in two halves. The second
+# half takes every folder not listed in the first, so a new test folder is never left out.
+UNIT_HALF := tests/pipelines tests/models
+
 test: lint
-	$(BIN)/python -m pytest
+	@$(MAKE) --no-print-directory -j2 -O pytest-unit pytest-slow
 
 test-fast: lint
+	@$(MAKE) --no-print-directory -j2 -O pytest-unit-1 pytest-unit-2
+
+pytest-unit:
 	$(BIN)/python -m pytest -m "not slow"
+
+pytest-slow:
+	$(BIN)/python -m pytest -m slow
+
+pytest-unit-1:
+	$(BIN)/python -m pytest -m "not slow" $(UNIT_HALF)
+
+pytest-unit-2:
+	$(BIN)/python -m pytest -m "not slow" $(addprefix --ignore=,$(UNIT_HALF))
 
 notebooks: setup
 	$(BIN)/python -m pipelines.devtools.notebooks render
