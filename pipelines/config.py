@@ -60,10 +60,11 @@ MEMORY = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # a DuckDB memory_lim
 
 
 class DataParams(StrictParams):
-    """Which export ingest reads, and how its columns map to the canonical tables."""
+    """Which export ingest reads, how its columns map to the canonical tables, and where it ends."""
 
     export_dir: Path
     preset: str
+    export_date: dt.date | None  # None: inferred from the bulk of the event tables
 
 
 class DemoParams(StrictParams):

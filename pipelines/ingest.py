@@ -6,6 +6,7 @@ defaults from params.yaml, runs them and writes the outputs atomically.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def main(export: Path | None = None, preset: str | None = None, out: Path | None
             cfg.runtime.ingest.chunk_rows,
             cfg.runtime.ingest.workers,
             cfg.runtime.ingest.duckdb_memory_limit,
+            export_date=cfg.data.export_date,
         )
         write_json(totals(report), cfg.paths.ingest_totals)
         info["rows"] = sum(r.rows_read for r in report.tables.values())
@@ -52,18 +54,20 @@ def write_outputs(
     chunk_rows: int,
     workers: int = 1,
     memory_limit: str | None = None,
+    export_date: dt.date | None = None,
 ) -> IngestReport:
     """``<out>/<table>.parquet``, ``<out>/rejected/<table>.parquet`` and the JSON report; one log line per table.
 
     ``out`` is replaced whole (staged, then swapped), so a failed or interrupted run never
     leaves tables of two runs side by side, and a table absent from this export is not read
     downstream from an earlier run. The report is written last: it describes what is in ``out``.
+    ``export_date`` is ``data.export_date`` (None: inferred from the export).
     """
     reports: list[IngestReport] = []
 
     def fill(staging: Path) -> None:
         report = ingest_export_to(
-            export, staging, preset, chunk_rows=chunk_rows, workers=workers, memory_limit=memory_limit
+            export, staging, preset, export_date, chunk_rows=chunk_rows, workers=workers, memory_limit=memory_limit
         )
         report.to_dict()  # checks the accounting before anything is replaced
         reports.append(report)

@@ -30,7 +30,16 @@ def test_a_gap_shorter_than_the_horizon_is_refused(tmp_path):
         load_settings(bad)
 
 
-@pytest.mark.parametrize("key", ["train.num_leaves", "features.horizon_days", "score.tiers", "demo.seed"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "train.num_leaves",
+        "features.horizon_days",
+        "score.tiers",
+        "demo.seed",
+        "data.export_date",
+    ],
+)
 def test_a_missing_key_is_a_one_line_error_naming_it(tmp_path, key):
     """params.yaml is the one place a value is set: deleting a key must not fall back to a code default."""
     import yaml
@@ -49,3 +58,14 @@ def test_runtime_settings_are_apart_from_those_that_change_results():
     s = load_settings(PARAMS)
     assert s.runtime.ingest.chunk_rows > 0 and s.runtime.features.batch_rows > 0
     assert "chunk_rows" not in s.data.model_fields and "batch_rows" not in s.features.model_fields
+
+
+def test_the_export_date_is_inferred_unless_given(tmp_path):
+    import yaml
+
+    assert load_settings(PARAMS).data.export_date is None  # inferred from the export's bulk
+    raw = yaml.safe_load(PARAMS.read_text())
+    raw["data"]["export_date"] = "2025-06-30"
+    given = tmp_path / "params.yaml"
+    given.write_text(yaml.safe_dump(raw))
+    assert str(load_settings(given).data.export_date) == "2025-06-30"

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from features.errors import InputError
 from features.schemas import TABLES
 from pipelines import ingest
+from pipelines.canonical import read_export_date
 from pipelines.cli import app
 from pipelines.config import settings
 from pipelines.ingestion import ingest_export
@@ -28,12 +30,21 @@ def _run(in_tmp, export, preset="canonical"):
     return json.loads((in_tmp / "reports" / "ingest.json").read_text()), out
 
 
+def _params(folder: Path, **data) -> Path:
+    """params.yaml with some ``data`` keys changed, in ``folder``."""
+    params = yaml.safe_load(PARAMS.read_text())
+    params["data"].update(data)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
 @pytest.fixture(scope="module")
 def messy(tmp_path_factory):
     """One ingest of the messy export, shared by the tests that read its outputs."""
     folder = tmp_path_factory.mktemp("messy_run")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CHURN_PARAMS", str(PARAMS))
+        patch.setenv("CHURN_PARAMS", str(_params(folder)))
         patch.chdir(folder)
         settings.cache_clear()
         result = _run(folder, FIXTURES / "messy")
@@ -58,7 +69,7 @@ def test_messy_accounts(messy):
         "duplicate row": 1,
         "conflicting account_id": 1,
         "unparseable created_date": 1,
-        "future-dated": 1,
+        "future-dated (after export date 2025-03-05)": 1,
     }
     assert accounts["rows_repaired"] == {"id whitespace stripped": 1}
     assert accounts["notes"] == ["UTF-8 byte-order mark removed", "Windows (CRLF) line endings read as plain newlines"]
@@ -66,7 +77,7 @@ def test_messy_accounts(messy):
         4: "duplicate row",
         5: "conflicting account_id",
         7: "unparseable created_date",
-        8: "future-dated",
+        8: "future-dated (after export date 2025-03-05)",
     }
     kept = pd.read_parquet(out / "accounts.parquet").set_index("account_id")
     assert kept.index.tolist() == ["a1", "a2", "a3", "a4"]
@@ -103,7 +114,7 @@ def test_messy_emails(messy):
     assert (emails["rows_read"], emails["rows_kept"]) == (8, 4)
     assert emails["rows_rejected"] == {
         "unparseable sent_at": 1,
-        "future-dated": 1,
+        "future-dated (after export date 2025-03-05)": 1,
         "missing thread_id": 1,
         "failed check isin(['inbound', 'outbound']) on direction": 1,
     }
@@ -286,3 +297,30 @@ def test_chunked_ingest_equals_one_pass(export, preset):
         pd.testing.assert_frame_equal(chunked.rejected[name], whole.rejected[name])
     totals = whole.report.to_dict()["totals"]
     assert totals["rows_rejected"] + totals["rows_filtered"] > 0  # the rules had work to do
+
+
+# --- the export date -------------------------------------------------------------------------
+
+
+def test_the_export_date_is_inferred_from_the_bulk_and_recorded_for_later_stages(messy):
+    report, out = messy
+    decided = report["export_date"]
+    assert (decided["date"], decided["decided_by"]) == ("2025-03-05", "inferred from the event tables")
+    assert "1 later row(s), on 2099-05-01, too few to be data: rejected as future-dated" in decided["reason"]
+    assert decided["details"]["latest_row_by_table"]["emails"] == "2099-05-01"  # the latest row, not the end
+    assert json.loads((out / "export.json").read_text()) == {"export_date": decided}
+    assert read_export_date(out).date == dt.date(2025, 3, 5)
+
+
+def test_a_given_export_date_is_honoured(in_tmp, monkeypatch):
+    monkeypatch.setenv("CHURN_PARAMS", str(_params(in_tmp, export_date="2025-03-03")))
+    settings.cache_clear()
+    report, out = _run(in_tmp, FIXTURES / "messy")
+    settings.cache_clear()
+    assert report["export_date"]["date"] == "2025-03-03" and report["export_date"]["decided_by"] == "data.export_date"
+    # one day of tolerance for time zones: the e-mails of 4 March stay, those of 5 March do not
+    reasons = _reasons_by_row(out, "emails")
+    assert [reasons[r] for r in (5, 6, 7)] == ["future-dated (after export date 2025-03-03)"] * 3
+    kept = pd.read_parquet(out / "emails.parquet")
+    assert sorted(kept["email_id"]) == ["e1", "e2", "e3"]
+    assert read_export_date(out).date == dt.date(2025, 3, 3)
