@@ -31,6 +31,9 @@ def read_tables(interim: Path) -> dict[str, Table]:
     """
     if not interim.is_dir():
         raise InputError(f"{interim}: canonical tables folder not found (run `churn ingest` first)")
+    refused = _record(interim).get("refused")
+    if refused:
+        raise InputError(f"{interim}: ingest stopped on this export ({refused}); fix it and run `dvc repro` again")
     tables: dict[str, Table] = {}
     for name in TABLES:
         path = interim / f"{name}.parquet"

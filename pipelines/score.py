@@ -25,11 +25,13 @@ LOG = logging.getLogger("churn.score")
 TOP_WATERFALLS = 10
 
 
-def tables_from_export(export: Path, preset: str) -> tuple[dict[str, pd.DataFrame], ExportDate]:
+def tables_from_export(
+    export: Path, preset: str, limits: dict[str, float]
+) -> tuple[dict[str, pd.DataFrame], ExportDate]:
     """Ingest a raw export in memory, with the same rules as the pipeline's ingest stage; its export date is inferred."""
     from pipelines.ingestion import ingest_export
 
-    result = ingest_export(Path(export), preset)
+    result = ingest_export(Path(export), preset, limits=limits)
     for table in result.report.tables.values():
         LOG.info(table.summary_line())
     return dict(result.tables), result.report.export_date
@@ -84,7 +86,8 @@ def main(
     out: Path | None = None,
 ) -> None:
     s = settings()
-    tables, export_date = tables_from_export(export, preset or s.data.preset) if export else pipeline_tables(s)
+    limits = s.data.max_rejected_share.per_table()
+    tables, export_date = tables_from_export(export, preset or s.data.preset, limits) if export else pipeline_tables(s)
     when = parse_as_of(as_of) or s.score.as_of or scoring.default_as_of(export_date.date)
     result = score(s, tables, when, model)
     csv_path = out or s.paths.reports / "at_risk.csv"

@@ -50,6 +50,7 @@ from pipelines.ingestion.presets import (
 from pipelines.ingestion.readers import CHUNK_ROWS, ROW, RawTable, find_file, looked_for, read_export_file
 from pipelines.ingestion.report import IngestReport, TableReport
 from pipelines.ingestion.survey import decide_export_date
+from pipelines.ingestion.thresholds import refusal
 from pipelines.io import arrow_table
 from pipelines.logs import Progress
 
@@ -82,11 +83,19 @@ def ingest_export(
     export_date: dt.date | None = None,
     chunk_rows: int = CHUNK_ROWS,
     workers: int = 1,
+    limits: dict[str, float] | None = None,
 ) -> IngestResult:
-    """``ingest_export_to`` a scratch folder, read back into pandas: for small exports, tests and scoring."""
+    """``ingest_export_to`` a scratch folder, read back into pandas: for small exports, tests and scoring.
+
+    With ``limits`` (table -> largest share of rows it may lose to rejection), a table over
+    its limit, or left without a row, is an ``InputError``.
+    """
     with tempfile.TemporaryDirectory(prefix="churn-ingest-") as tmp:
         out = Path(tmp)
         report = ingest_export_to(export_dir, out, preset, export_date, chunk_rows, workers)
+        line = refusal(report, limits, out / "rejected") if limits is not None else None
+        if line:
+            raise InputError(line)
         tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in report.tables}
         rejected = {name: pd.read_parquet(out / "rejected" / f"{name}.parquet") for name in report.tables}
     return IngestResult(tables, rejected, report)
@@ -138,9 +147,12 @@ def ingest_export_to(
     return report
 
 
-def write_record(out: Path, export_date: ExportDate) -> None:
-    """``<out>/export.json``: what the features and score stages take from ingest besides the tables."""
-    doc = {"export_date": export_date.to_dict()}
+def write_record(out: Path, export_date: ExportDate, refused: str | None = None) -> None:
+    """``<out>/export.json``: what the features and score stages take from ingest besides the tables.
+
+    ``refused``: the line ingest stopped with (too many rows rejected); later stages refuse such tables.
+    """
+    doc = {"export_date": export_date.to_dict(), "refused": refused}
     (out / RECORD).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 

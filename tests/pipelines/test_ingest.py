@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from features.errors import InputError
 from features.schemas import TABLES
 from pipelines import ingest
-from pipelines.canonical import read_export_date
+from pipelines.canonical import read_export_date, read_tables
 from pipelines.cli import app
 from pipelines.config import settings
 from pipelines.ingestion import ingest_export
@@ -39,12 +39,25 @@ def _params(folder: Path, **data) -> Path:
     return path
 
 
+# The messy export is a catalogue of faults: half its rows are bad on purpose, far more than the
+# 5% a real export may lose before ingest stops (tested below), so it is read with no limit.
+NO_LIMIT = {"max_rejected_share": {"default": 1.0}}
+
+
+@pytest.fixture
+def messy_params(in_tmp, monkeypatch):
+    monkeypatch.setenv("CHURN_PARAMS", str(_params(in_tmp, **NO_LIMIT)))
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def messy(tmp_path_factory):
     """One ingest of the messy export, shared by the tests that read its outputs."""
     folder = tmp_path_factory.mktemp("messy_run")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CHURN_PARAMS", str(_params(folder)))
+        patch.setenv("CHURN_PARAMS", str(_params(folder, **NO_LIMIT)))
         patch.chdir(folder)
         settings.cache_clear()
         result = _run(folder, FIXTURES / "messy")
@@ -159,7 +172,7 @@ def test_every_row_read_is_kept_rejected_or_filtered(messy):
 @pytest.mark.parametrize(
     "export,preset", [("messy", "canonical"), ("salesforce", "salesforce"), ("hubspot", "hubspot")]
 )
-def test_no_personal_data_in_any_parquet(in_tmp, export, preset):
+def test_no_personal_data_in_any_parquet(in_tmp, messy_params, export, preset):
     _, out = _run(in_tmp, FIXTURES / export, preset)
     for path in out.rglob("*.parquet"):
         frame = pd.read_parquet(path)
@@ -172,7 +185,7 @@ def test_no_personal_data_in_any_parquet(in_tmp, export, preset):
             assert not frame[column].astype("string").str.contains("@").fillna(False).astype(bool).any(), (path, column)
 
 
-def test_stale_tables_of_an_earlier_run_are_removed(in_tmp):
+def test_stale_tables_of_an_earlier_run_are_removed(in_tmp, messy_params):
     _, out = _run(in_tmp, FIXTURES / "messy")
     assert (out / "surveys.parquet").exists()
     report, out = _run(in_tmp, FIXTURES / "hubspot", "hubspot")
@@ -308,12 +321,12 @@ def test_the_export_date_is_inferred_from_the_bulk_and_recorded_for_later_stages
     assert (decided["date"], decided["decided_by"]) == ("2025-03-05", "inferred from the event tables")
     assert "1 later row(s), on 2099-05-01, too few to be data: rejected as future-dated" in decided["reason"]
     assert decided["details"]["latest_row_by_table"]["emails"] == "2099-05-01"  # the latest row, not the end
-    assert json.loads((out / "export.json").read_text()) == {"export_date": decided}
+    assert json.loads((out / "export.json").read_text()) == {"export_date": decided, "refused": None}
     assert read_export_date(out).date == dt.date(2025, 3, 5)
 
 
 def test_a_given_export_date_is_honoured(in_tmp, monkeypatch):
-    monkeypatch.setenv("CHURN_PARAMS", str(_params(in_tmp, export_date="2025-03-03")))
+    monkeypatch.setenv("CHURN_PARAMS", str(_params(in_tmp, export_date="2025-03-03", **NO_LIMIT)))
     settings.cache_clear()
     report, out = _run(in_tmp, FIXTURES / "messy")
     settings.cache_clear()
@@ -324,3 +337,47 @@ def test_a_given_export_date_is_honoured(in_tmp, monkeypatch):
     kept = pd.read_parquet(out / "emails.parquet")
     assert sorted(kept["email_id"]) == ["e1", "e2", "e3"]
     assert read_export_date(out).date == dt.date(2025, 3, 3)
+
+
+# --- nothing lost quietly: the rejection limit -----------------------------------------------
+
+
+def test_the_messy_export_under_the_default_limit_stops_at_accounts(in_tmp):
+    line = _one_error_line(_cli(in_tmp, FIXTURES / "messy"))
+    assert line.startswith(
+        f"error: {FIXTURES}/messy/accounts.csv: accounts: 4 of 8 rows rejected "
+        "(50.0%: more than data.max_rejected_share allows: 5%); most as '"
+    )
+    report = json.loads((in_tmp / "reports" / "ingest.json").read_text())
+    assert report["refused"] == line.removeprefix("error: ")  # the outputs are written, to see why
+    assert (in_tmp / "interim" / "rejected" / "accounts.parquet").exists()
+    with pytest.raises(InputError, match="ingest stopped on this export"):
+        read_tables(in_tmp / "interim")  # and no later stage reads them
+
+
+def test_in_memory_ingest_applies_the_same_limit():
+    with pytest.raises(InputError, match=r"accounts: 4 of 8 rows rejected \(50\.0%"):
+        ingest_export(FIXTURES / "messy", limits=dict.fromkeys(TABLES, 0.05))
+    assert ingest_export(FIXTURES / "messy", limits=dict.fromkeys(TABLES, 0.7)).report.tables["accounts"].rows_kept
+
+
+@pytest.mark.parametrize(
+    "reason,hint",
+    [
+        ("missing event_count", "add `defaults: {event_count: 1}` to the usage_events mapping"),
+        ("missing thread_id", "map emails.thread_id to the export's column that holds it"),
+        ("unparseable sent_at", "give emails.sent_at's date format in the mapping"),
+        ("failed check isin(['inbound', 'outbound']) on direction", "with `values:` in the mapping (to inbound, out"),
+        ("future-dated (after export date 2025-03-05)", "set `data.export_date` when it is wrong"),
+        ("unknown account", "map emails.account_id to the same id as the accounts file's account_id"),
+        ("conflicting email_id", "several rows share one email_id"),
+        ("failed check greater_than(0) on thread_id", "see the reasons in reports/ingest.json and the rows in "),
+    ],
+)
+def test_each_reject_reason_comes_with_its_likely_fix(reason, hint):
+    from pipelines.ingestion.thresholds import fix
+
+    said = fix("emails", reason, Path("data/interim/rejected"), Path("reports/ingest.json"))
+    assert hint in said
+    if "see the reasons" in hint:
+        assert said.endswith("data/interim/rejected/emails.parquet")
