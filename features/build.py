@@ -21,10 +21,11 @@ from features import adoption, context, qbr, responsiveness, support, tenure, vo
 from features.catalogue import FeatureSpec, catalogue_to_json
 from features.duck import KEY, Table, for_accounts
 from features.errors import InputError
+from features.export_date import export_last_date
 from features.history import first_monday_after, history_start
 from features.params import FeatureParams
 from features.schemas import TABLES
-from features.snapshots import build_grid, export_last_date, normalise_dates, snapshot_dates
+from features.snapshots import build_grid, normalise_dates, snapshot_dates
 
 LOG = logging.getLogger("churn.features")
 
@@ -201,7 +202,8 @@ def build_features(
             or None for every ``frequency_days`` from ``first_snapshot`` (a date, or ``auto``: see
             ``first_snapshot``) to the export's end.
         params: the ``features`` section of params.yaml.
-        export_end: override of the export's last observed day (default: derived from the data).
+        export_end: the export date, the last day it observes (the pipeline passes the one ingest
+            recorded); None: ``features.export_date.export_last_date`` of ``tables``.
         batch_rows: run per-account families on batches of accounts holding about this many
             event rows (bounds memory; the values are the same), or None for one pass.
 

@@ -18,41 +18,13 @@ Labels look ahead by design (that is what a label is); features never do.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import pandas as pd
 
-from features.duck import Table, column_max, connect, query
-from features.schemas import TABLES
+from features.duck import connect, query
 
 DateLike = dt.date | str | pd.Timestamp
-
-
-def export_last_date(tables: Mapping[str, Table]) -> pd.Timestamp:
-    """The last calendar day the export has recorded activity for (labels are observed up to it).
-
-    It is the max over every event timestamp of the optional tables and the accounts'
-    created dates. Contract end dates are deliberately left out: they are *planned* dates,
-    usually in the future, and would make unobserved horizons look observed. Contract start
-    and cancel dates are the fallback when the export has no event table at all.
-    """
-    candidates: list[pd.Timestamp] = []
-    for name, frame in tables.items():
-        if name not in TABLES or name == "contracts" or frame.empty:
-            continue
-        for column in TABLES[name].columns:
-            if column.dtype in ("timestamp", "date") and column.name in frame.columns:
-                value = column_max(frame, column.name)
-                if pd.notna(value):
-                    candidates.append(_as_day(value))
-    if len(candidates) <= 1 and "contracts" in tables:  # only accounts.created_date: not activity enough
-        contracts = tables["contracts"]
-        for name in ("start_date", "cancel_date"):
-            if name in contracts.columns and contracts[name].notna().any():
-                candidates.append(_as_day(contracts[name].max()))
-    if not candidates:
-        raise ValueError("the export has no dates at all: cannot place snapshots")
-    return max(candidates)
 
 
 def _as_day(value: pd.Timestamp) -> pd.Timestamp:

@@ -95,6 +95,6 @@ class TrainParams(StrictParams):
 class ScoreParams(StrictParams):
     """The ``score`` section of params.yaml."""
 
-    as_of: dt.date | None  # None: the day after the export's last event
+    as_of: dt.date | None  # None: the day after the export date (recorded by ingest)
     top_reasons: int
     tiers: dict[str, float]  # churn-probability thresholds per tier

@@ -18,10 +18,9 @@ import pandas as pd
 
 from features.build import build_features
 from features.catalogue import Catalogue
-from features.duck import Table, column_max
+from features.duck import Table
 from features.errors import InputError
 from features.params import FeatureParams
-from features.schemas import TABLES
 from models import explain, plays, tracking
 from models.params import ScoreParams
 from models.train import ChurnModel
@@ -56,30 +55,13 @@ CSV_COLUMNS = [
 # ---------------------------------------------------------------- the scoring date and the model
 
 
-def export_last_date(tables: dict[str, Table]) -> dt.date:
-    """The last day with any dated row in the export."""
-    latest: list[pd.Timestamp] = []
-    for name, frame in tables.items():
-        for column in TABLES[name].columns:
-            value = (
-                column_max(frame, column.name)
-                if column.dtype in ("timestamp", "date") and column.name in frame.columns
-                else None
-            )
-            if pd.notna(value):
-                latest.append(
-                    pd.Timestamp(value).tz_localize(None) if getattr(value, "tzinfo", None) else pd.Timestamp(value)
-                )
-    # Contract end dates lie in the future by design; they are not "data seen so far".
-    events = [v for v in latest if v <= pd.Timestamp.now() + pd.Timedelta(days=1)] or latest
-    return max(events).date()
+def default_as_of(export_date: dt.date) -> dt.date:
+    """This week's scoring date: the day after the export date, so the whole export is seen.
 
-
-def default_as_of(tables: dict[str, Table]) -> dt.date:
-    """This week's scoring date: the day after the export's last event, so the whole export is seen."""
-    # empty optional tables (a header-only file) carry no date: fall back to accounts and contracts
-    frames = {k: v for k, v in tables.items() if k not in ("accounts", "contracts") and len(v)} or tables
-    return export_last_date(frames) + dt.timedelta(days=1)
+    The export date is the one ingest recorded (``pipelines.canonical.read_export_date``), or
+    ``features.export_date.export_last_date`` of tables held in memory: one rule, decided once.
+    """
+    return export_date + dt.timedelta(days=1)
 
 
 def load_model(spec: str | None, folder: Path, tracking_uri: str) -> tuple[ChurnModel, str]:

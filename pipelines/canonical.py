@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.duck import ParquetTable, Table
 from features.errors import InputError
+from features.export_date import RECORD, ExportDate, infer_from_tables
 from features.schemas import SCHEMAS, TABLES
 
 LOG = logging.getLogger("churn.features")
@@ -30,6 +31,9 @@ def read_tables(interim: Path) -> dict[str, Table]:
     """
     if not interim.is_dir():
         raise InputError(f"{interim}: canonical tables folder not found (run `churn ingest` first)")
+    refused = _record(interim).get("refused")
+    if refused:
+        raise InputError(f"{interim}: ingest stopped on this export ({refused}); fix it and run `dvc repro` again")
     tables: dict[str, Table] = {}
     for name in TABLES:
         path = interim / f"{name}.parquet"
@@ -54,6 +58,30 @@ def read_canonical_tables(folder: Path) -> dict[str, Table]:
     if missing:
         raise InputError(f"{folder}: canonical table(s) {', '.join(missing)} not found; run `dvc repro ingest` first")
     return tables
+
+
+def read_export_date(interim: Path, tables: dict[str, Table] | None = None) -> ExportDate:
+    """The export date ingest decided (``<interim>/export.json``): the grid's end, the labels' and the as-of's.
+
+    A folder without the record (written by hand, or by an older ingest) gets the same rule
+    applied to its canonical tables, and says so in the log.
+    """
+    doc = _record(interim)
+    if "export_date" in doc:
+        return ExportDate.from_dict(doc["export_date"])
+    decided = infer_from_tables(tables if tables is not None else read_tables(interim))
+    LOG.info("%s: no export date recorded by ingest; %s", interim / RECORD, decided.line())
+    return decided
+
+
+def _record(interim: Path) -> dict:
+    path = interim / RECORD
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise InputError(f"{path}: not valid JSON; run `dvc repro ingest` again") from None
 
 
 def read_feature_table(features: Path, catalog: Path) -> tuple[pd.DataFrame, dict]:

@@ -127,7 +127,7 @@ def score(
     ] = None,
     preset: Annotated[str | None, typer.Option(help="Preset of --export (default: params data.preset).")] = None,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: last date in the export).")
+        str | None, typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: the day after the export date).")
     ] = None,
     model: Annotated[str | None, typer.Option(help="data/models folder or models:/churn-lgbm@champion.")] = None,
     out: Annotated[Path | None, typer.Option(help="At-risk CSV to write (default: reports/at_risk.csv).")] = None,

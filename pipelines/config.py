@@ -59,11 +59,30 @@ class Paths(StrictParams):
 MEMORY = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # a DuckDB memory_limit
 
 
+class RejectionShares(StrictParams):
+    """The largest share of a table's rows ingest may reject before it stops: ``default``, or the table's own."""
+
+    default: float = Field(ge=0, le=1)
+    accounts: float | None = Field(default=None, ge=0, le=1)  # None (not set): the default applies
+    contracts: float | None = Field(default=None, ge=0, le=1)
+    emails: float | None = Field(default=None, ge=0, le=1)
+    meetings: float | None = Field(default=None, ge=0, le=1)
+    tickets: float | None = Field(default=None, ge=0, le=1)
+    usage_events: float | None = Field(default=None, ge=0, le=1)
+    surveys: float | None = Field(default=None, ge=0, le=1)
+
+    def per_table(self) -> dict[str, float]:
+        """Every canonical table's limit."""
+        return {name: self.default if share is None else share for name, share in self if name != "default"}
+
+
 class DataParams(StrictParams):
-    """Which export ingest reads, and how its columns map to the canonical tables."""
+    """Which export ingest reads, how its columns map to the canonical tables, where it ends, what it may lose."""
 
     export_dir: Path
     preset: str
+    export_date: dt.date | None  # None: inferred from the bulk of the event tables
+    max_rejected_share: RejectionShares
 
 
 class DemoParams(StrictParams):

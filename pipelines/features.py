@@ -1,6 +1,7 @@
 """The `features` stage: canonical tables in, labelled point-in-time features out.
 
-Thin on purpose: read ``<interim>/<table>.parquet`` for the tables that exist, call
+Thin on purpose: read ``<interim>/<table>.parquet`` for the tables that exist and the export
+date ingest recorded (the grid's last snapshot, the labels' end), call
 ``features.build.build_features``, write ``features.parquet`` and ``feature_catalog.json``
 atomically, and log rows in, rows out and rows/s.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 from features.build import build_features
 from features.engine import ENGINES, stop_spark, use_engine
 from features.errors import InputError
-from pipelines.canonical import read_tables
+from pipelines.canonical import read_export_date, read_tables
 from pipelines.config import settings
 from pipelines.io import atomic_paths, json_text
 from pipelines.logs import timed
@@ -31,12 +32,15 @@ def main(interim: Path | None = None, out: Path | None = None, engine: str | Non
         raise InputError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
 
     tables = read_tables(interim)
+    export_date = read_export_date(interim, tables)
     rows_in = sum(len(t) for t in tables.values())
-    LOG.info("features: engine %s", engine)
+    LOG.info("features: engine %s; export date %s (%s)", engine, export_date.date, export_date.decided_by)
     runtime = cfg.runtime.features
     with timed("features", rows_in) as info, use_engine(engine, runtime.duckdb_memory_limit):
         try:
-            frame, catalogue = build_features(tables, None, cfg.features, batch_rows=runtime.batch_rows)
+            frame, catalogue = build_features(
+                tables, None, cfg.features, export_end=export_date.date, batch_rows=runtime.batch_rows
+            )
         finally:
             stop_spark()
         info["rows"] = rows_in

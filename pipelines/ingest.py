@@ -1,16 +1,23 @@
 """Stage `ingest`: an export folder in, canonical PII-free Parquet tables and reports/ingest.json out.
 
 Thin on purpose: the rules live in ``pipelines.ingestion``; this module resolves the
-defaults from params.yaml, runs them and writes the outputs atomically.
+defaults from params.yaml, runs them and writes the outputs atomically. When a table loses
+more rows to rejection than ``data.max_rejected_share`` allows, the outputs are still
+written (to read what was rejected and why), marked as refused, and the stage ends with
+one line and exit code 2, so nothing downstream runs on them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 
+from features.errors import InputError
 from pipelines.config import settings
 from pipelines.ingestion import IngestReport, ingest_export_to
+from pipelines.ingestion.pipeline import write_record
+from pipelines.ingestion.thresholds import refusal
 from pipelines.io import replace_folder, write_json
 from pipelines.logs import timed
 
@@ -32,9 +39,13 @@ def main(export: Path | None = None, preset: str | None = None, out: Path | None
             cfg.runtime.ingest.chunk_rows,
             cfg.runtime.ingest.workers,
             cfg.runtime.ingest.duckdb_memory_limit,
+            export_date=cfg.data.export_date,
+            limits=cfg.data.max_rejected_share.per_table(),
         )
         write_json(totals(report), cfg.paths.ingest_totals)
         info["rows"] = sum(r.rows_read for r in report.tables.values())
+    if report.refused:
+        raise InputError(report.refused)
 
 
 def totals(report: IngestReport) -> dict:
@@ -52,20 +63,27 @@ def write_outputs(
     chunk_rows: int,
     workers: int = 1,
     memory_limit: str | None = None,
+    export_date: dt.date | None = None,
+    limits: dict[str, float] | None = None,
 ) -> IngestReport:
     """``<out>/<table>.parquet``, ``<out>/rejected/<table>.parquet`` and the JSON report; one log line per table.
 
     ``out`` is replaced whole (staged, then swapped), so a failed or interrupted run never
     leaves tables of two runs side by side, and a table absent from this export is not read
     downstream from an earlier run. The report is written last: it describes what is in ``out``.
+    ``export_date`` (None: inferred) and ``limits`` (the share of rows each table may lose
+    to rejection; None: no limit) are ``data.export_date`` and ``data.max_rejected_share``.
     """
     reports: list[IngestReport] = []
 
     def fill(staging: Path) -> None:
         report = ingest_export_to(
-            export, staging, preset, chunk_rows=chunk_rows, workers=workers, memory_limit=memory_limit
+            export, staging, preset, export_date, chunk_rows=chunk_rows, workers=workers, memory_limit=memory_limit
         )
         report.to_dict()  # checks the accounting before anything is replaced
+        if limits is not None:
+            report.refused = refusal(report, limits, staging / "rejected", out / "rejected", report_path)
+            write_record(staging, report.export_date, report.refused)
         reports.append(report)
 
     replace_folder(out, fill)

@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from features.engine import use_engine
+from features.export_date import ExportDate
 from models import plays, scoring
-from pipelines.canonical import read_canonical_tables
+from pipelines.canonical import read_canonical_tables, read_export_date
 from pipelines.config import PARAMS_FILE, Settings, load_settings
 
 AT_RISK_FILE = "at_risk.csv"
@@ -77,6 +78,11 @@ def load_rejected(root: Path | str | None = None) -> dict[str, pd.DataFrame]:
     """The rows ``ingest`` rejected, per table, each with its source row number and reason."""
     folder = project_settings(root).paths.rejected
     return {f.stem: pd.read_parquet(f) for f in sorted(folder.glob("*.parquet"))}
+
+
+def load_export_date(root: Path | str | None = None) -> ExportDate:
+    """The export date ``ingest`` decided (given in params.yaml or inferred), with how and why."""
+    return read_export_date(project_settings(root).paths.interim)
 
 
 def load_ingest_report(root: Path | str | None = None) -> dict:
@@ -164,7 +170,7 @@ def score_weeks(
     when = (
         dt.date.fromisoformat(as_of)
         if isinstance(as_of, str)
-        else (as_of or s.score.as_of or scoring.default_as_of(tables))
+        else (as_of or s.score.as_of or scoring.default_as_of(read_export_date(s.paths.interim, tables).date))
     )
     before = when - dt.timedelta(days=7)
     churn_model, version = load_model(root, model)

@@ -14,8 +14,9 @@ import pandas as pd
 
 from features.engine import use_engine
 from features.errors import InputError
+from features.export_date import ExportDate
 from models import figures, plays, scoring, tracking
-from pipelines.canonical import read_canonical_tables
+from pipelines.canonical import read_canonical_tables, read_export_date
 from pipelines.config import Settings, settings
 from pipelines.io import replace_figures, write_csv, write_figure, write_parquet
 from pipelines.logs import timed
@@ -24,14 +25,22 @@ LOG = logging.getLogger("churn.score")
 TOP_WATERFALLS = 10
 
 
-def tables_from_export(export: Path, preset: str) -> dict[str, pd.DataFrame]:
-    """Ingest a raw export in memory, with the same rules as the pipeline's ingest stage."""
+def tables_from_export(
+    export: Path, preset: str, limits: dict[str, float]
+) -> tuple[dict[str, pd.DataFrame], ExportDate]:
+    """Ingest a raw export in memory, with the same rules as the pipeline's ingest stage; its export date is inferred."""
     from pipelines.ingestion import ingest_export
 
-    result = ingest_export(Path(export), preset)
+    result = ingest_export(Path(export), preset, limits=limits)
     for table in result.report.tables.values():
         LOG.info(table.summary_line())
-    return dict(result.tables)
+    return dict(result.tables), result.report.export_date
+
+
+def pipeline_tables(s: Settings) -> tuple[dict, ExportDate]:
+    """The canonical tables ingest wrote, and the export date it recorded."""
+    tables = read_canonical_tables(s.paths.interim)
+    return tables, read_export_date(s.paths.interim, tables)
 
 
 def parse_as_of(text: str | dt.date | None) -> dt.date | None:
@@ -77,8 +86,9 @@ def main(
     out: Path | None = None,
 ) -> None:
     s = settings()
-    tables = tables_from_export(export, preset or s.data.preset) if export else read_canonical_tables(s.paths.interim)
-    when = parse_as_of(as_of) or s.score.as_of or scoring.default_as_of(tables)
+    limits = s.data.max_rejected_share.per_table()
+    tables, export_date = tables_from_export(export, preset or s.data.preset, limits) if export else pipeline_tables(s)
+    when = parse_as_of(as_of) or s.score.as_of or scoring.default_as_of(export_date.date)
     result = score(s, tables, when, model)
     csv_path = out or s.paths.reports / "at_risk.csv"
     write_csv(result.at_risk, csv_path)
@@ -107,8 +117,8 @@ def shap_figures(result: scoring.ScoreResult):
 def explain_account(account_id: str) -> None:
     """Print one account's probability, reasons and plays; write its waterfall."""
     s = settings()
-    tables = read_canonical_tables(s.paths.interim)
-    when = s.score.as_of or scoring.default_as_of(tables)
+    tables, export_date = pipeline_tables(s)
+    when = s.score.as_of or scoring.default_as_of(export_date.date)
     result = score(s, tables, when, None)
     rows = result.at_risk.set_index("account_id")
     if account_id not in rows.index:

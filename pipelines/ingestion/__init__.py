@@ -4,7 +4,7 @@
 canonical export into Salesforce or HubSpot files so each preset can be exercised at size.
 """
 
-from pipelines.ingestion.pipeline import IngestResult, ingest_export, ingest_export_to, ingest_table, reference_date
+from pipelines.ingestion.pipeline import IngestResult, ingest_export, ingest_export_to, ingest_table
 from pipelines.ingestion.presets import Mapping, canonical_mapping, load_mapping
 from pipelines.ingestion.report import IngestReport, TableReport
 
@@ -18,5 +18,4 @@ __all__ = [
     "ingest_export_to",
     "ingest_table",
     "load_mapping",
-    "reference_date",
 ]

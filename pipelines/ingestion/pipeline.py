@@ -3,8 +3,10 @@
 Per table, chunk by chunk (so a table of a hundred million rows never sits in memory whole):
 read as text, apply the preset's filters and column mapping, clean text, type each column,
 derive missing values, then apply the row rules in a fixed order (unparseable, missing,
-value rules, future-dated, unknown account, schema checks). Rows that pass are staged to
-Parquet with their row number; the rules that compare rows with each other (exact
+value rules, future-dated, unknown account, schema checks); the export date the
+future-dated rule compares with is decided first, unless params.yaml gives it, by a quick
+pass over the event tables' dated columns (``pipelines.ingestion.survey``). Rows that pass
+are staged to Parquet with their row number; the rules that compare rows with each other (exact
 duplicates, then key conflicts) run once over the staged table in DuckDB, which spills to
 disk rather than running out of memory. A row carries the first reason it failed; validity
 rules run before duplicate handling so that, of two versions of a record, a valid one is
@@ -14,6 +16,8 @@ never dropped for an invalid one.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import shutil
 import tempfile
 from collections import Counter
@@ -29,6 +33,7 @@ import pyarrow.parquet as pq
 
 from features.engine import DuckDBEngine, sql_identifier, sql_literal
 from features.errors import InputError
+from features.export_date import RECORD, ExportDate
 from features.schemas import ROW_SCHEMAS, TABLES, Column, Table, empty_table, pandas_dtype
 from pipelines.ingestion import repairs
 from pipelines.ingestion.presets import (
@@ -46,6 +51,8 @@ from pipelines.ingestion.presets import (
 )
 from pipelines.ingestion.readers import CHUNK_ROWS, ROW, RawTable, find_file, looked_for, read_export_file
 from pipelines.ingestion.report import IngestReport, TableReport
+from pipelines.ingestion.survey import decide_export_date
+from pipelines.ingestion.thresholds import refusal
 from pipelines.io import arrow_table
 from pipelines.logs import Progress
 
@@ -60,6 +67,7 @@ ID_STRIPPED = "id whitespace stripped"
 CASE_NORMALISED = "category case normalised"
 OFFSET_CONVERTED = "offset converted to UTC"
 STAGING = "_staging"
+LOG = logging.getLogger("churn.ingest")
 
 
 @dataclass
@@ -71,25 +79,25 @@ class IngestResult:
     report: IngestReport
 
 
-def reference_date(export_dir: Path, today: dt.date | None = None) -> dt.date:
-    """The latest date the export can hold: its folder name when that is a date, else today (UTC)."""
-    try:
-        return dt.date.fromisoformat(export_dir.name)
-    except ValueError:
-        return today or dt.datetime.now(dt.UTC).date()
-
-
 def ingest_export(
     export_dir: Path,
     preset: str | Path = "canonical",
-    reference: dt.date | None = None,
+    export_date: dt.date | None = None,
     chunk_rows: int = CHUNK_ROWS,
     workers: int = 1,
+    limits: dict[str, float] | None = None,
 ) -> IngestResult:
-    """``ingest_export_to`` a scratch folder, read back into pandas: for small exports, tests and scoring."""
+    """``ingest_export_to`` a scratch folder, read back into pandas: for small exports, tests and scoring.
+
+    With ``limits`` (table -> largest share of rows it may lose to rejection), a table over
+    its limit, or left without a row, is an ``InputError``.
+    """
     with tempfile.TemporaryDirectory(prefix="churn-ingest-") as tmp:
         out = Path(tmp)
-        report = ingest_export_to(export_dir, out, preset, reference, chunk_rows, workers)
+        report = ingest_export_to(export_dir, out, preset, export_date, chunk_rows, workers)
+        line = refusal(report, limits, out / "rejected") if limits is not None else None
+        if line:
+            raise InputError(line)
         tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in report.tables}
         rejected = {name: pd.read_parquet(out / "rejected" / f"{name}.parquet") for name in report.tables}
     return IngestResult(tables, rejected, report)
@@ -99,21 +107,24 @@ def ingest_export_to(
     export_dir: Path,
     out: Path,
     preset: str | Path = "canonical",
-    reference: dt.date | None = None,
+    export_date: dt.date | None = None,
     chunk_rows: int = CHUNK_ROWS,
     workers: int = 1,
     memory_limit: str | None = None,
 ) -> IngestReport:
-    """Write ``<out>/<table>.parquet`` and ``<out>/rejected/<table>.parquet`` for every table the preset finds.
+    """Write ``<out>/<table>.parquet``, ``<out>/rejected/<table>.parquet`` and ``<out>/export.json``.
 
-    Accounts come first, so the other tables can reject rows of unknown accounts.
+    The export date is ``export_date``, or inferred from the export's bulk (and logged with
+    its reason). Accounts come first, so the other tables can reject rows of unknown accounts.
     """
     mapping = load_mapping(preset)
     export_dir = Path(export_dir)
     if not export_dir.is_dir():
         raise InputError(f"{export_dir}: export folder not found")
-    reference = reference or reference_date(export_dir)
-    report = IngestReport(export=export_dir, preset=mapping.name, reference_date=reference.isoformat())
+    decided = decide_export_date(export_dir, mapping, export_date, chunk_rows)
+    LOG.info(decided.line())
+    reference = decided.date
+    report = IngestReport(export=export_dir, preset=mapping.name, export_date=decided)
     known_accounts: pd.Index | None = None
     (out / "rejected").mkdir(parents=True, exist_ok=True)
     try:
@@ -136,7 +147,17 @@ def ingest_export_to(
                 )
     finally:
         shutil.rmtree(out / STAGING, ignore_errors=True)
+    write_record(out, report.export_date)
     return report
+
+
+def write_record(out: Path, export_date: ExportDate, refused: str | None = None) -> None:
+    """``<out>/export.json``: what the features and score stages take from ingest besides the tables.
+
+    ``refused``: the line ingest stopped with (too many rows rejected); later stages refuse such tables.
+    """
+    doc = {"export_date": export_date.to_dict(), "refused": refused}
+    (out / RECORD).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def _locate(export_dir: Path, mapping: Mapping, table: Table) -> tuple[SourceSpec, RawTable, list[str]] | None:
@@ -504,9 +525,13 @@ def _apply_row_rules(
         verdicts.reject(repairs.negative_amounts(typed), "negative arr")
         verdicts.reject(repairs.ends_before_start(typed), "end_date before start_date")
     for mask in repairs.future_dated(typed, table, reference).values():
-        verdicts.reject(mask, "future-dated")
+        verdicts.reject(mask, future_dated_reason(reference))
     if known_accounts is not None and "account_id" in typed.columns:
         verdicts.reject(repairs.unknown_accounts(typed, known_accounts), "unknown account")
+
+
+def future_dated_reason(export_date: dt.date) -> str:
+    return f"future-dated (after export date {export_date})"
 
 
 def _canonical_dtypes(frame: pd.DataFrame, table: Table) -> pd.DataFrame:

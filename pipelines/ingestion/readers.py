@@ -13,7 +13,7 @@ import fnmatch
 import gzip
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,14 +84,17 @@ def looked_for(names: list[str]) -> str:
     return ", ".join(f"{name}{ext}" for name in names for ext in EXTENSIONS)
 
 
-def read_export_file(path: Path) -> RawTable:
-    """Open a CSV (plain or gzipped, read as strings) or a Parquet file (read as stored)."""
+def read_export_file(path: Path, columns: Collection[str] | None = None) -> RawTable:
+    """Open a CSV (plain or gzipped, read as strings) or a Parquet file (read as stored).
+
+    ``columns``: read only those of them the file has (a quick look at a few columns), or all.
+    """
     if path.name.lower().endswith(".parquet"):
-        return _open_parquet(path)
-    return _open_csv(path)
+        return _open_parquet(path, columns)
+    return _open_csv(path, columns)
 
 
-def _open_parquet(path: Path) -> RawTable:
+def _open_parquet(path: Path, columns: Collection[str] | None = None) -> RawTable:
     """A Parquet file read in row batches; a truncated or corrupt one is a user error, not a traceback."""
     import pyarrow
     import pyarrow.parquet as pq
@@ -107,21 +110,22 @@ def _open_parquet(path: Path) -> RawTable:
 
     def read(chunk_rows: int) -> Iterator[pd.DataFrame]:
         try:
-            batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+            kept = schema if columns is None else pyarrow.schema([f for f in schema if f.name in columns])
+            batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=kept.names)
             first = True
             for batch in batches:
                 first = False
                 # through a Table with the file's schema, so pandas metadata (e.g. Int64) applies
-                yield pyarrow.Table.from_batches([batch], schema=schema).to_pandas()
+                yield pyarrow.Table.from_batches([batch], schema=kept).to_pandas()
             if first:
-                yield schema.empty_table().to_pandas()
+                yield kept.empty_table().to_pandas()
         except (pyarrow.ArrowException, OSError, ValueError) as exc:
             raise refuse(exc) from None
 
     return RawTable(path, read)
 
 
-def _open_csv(path: Path) -> RawTable:
+def _open_csv(path: Path, columns: Collection[str] | None = None) -> RawTable:
     head = _head_bytes(path)
     notes: list[str] = []
     if not head.removeprefix(_BOM).strip():
@@ -144,8 +148,8 @@ def _open_csv(path: Path) -> RawTable:
         notes.append(f"delimiter detected: {_DELIMITER_NAMES[delimiter]}")
 
     def read(chunk_rows: int) -> Iterator[pd.DataFrame]:
-        for number, frame in enumerate(_parse_csv(path, delimiter, encoding, chunk_rows)):
-            if number == 0:
+        for number, frame in enumerate(_parse_csv(path, delimiter, encoding, chunk_rows, columns)):
+            if number == 0 and columns is None:
                 _refuse_unsplit_header(path, frame)
             yield frame
 
@@ -199,8 +203,11 @@ def sniff_delimiter(text: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _parse_csv(path: Path, delimiter: str, encoding: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _parse_csv(
+    path: Path, delimiter: str, encoding: str, chunk_rows: int, columns: Collection[str] | None = None
+) -> Iterator[pd.DataFrame]:
     """The CSV's rows as string frames of ``chunk_rows``; parse errors become one-line InputErrors."""
+    wanted = None if columns is None else (lambda name: _header_name(name) in columns)
     try:
         reader = pd.read_csv(
             path,
@@ -213,6 +220,7 @@ def _parse_csv(path: Path, delimiter: str, encoding: str, chunk_rows: int) -> It
             skip_blank_lines=True,
             compression="infer",
             chunksize=chunk_rows,
+            usecols=wanted,
         )
         with reader:
             yield from reader
@@ -235,9 +243,13 @@ def _refuse_unsplit_header(path: Path, frame: pd.DataFrame) -> None:
         )
 
 
+def _header_name(name: object) -> str:
+    return str(name).strip().lstrip("\ufeff")
+
+
 def _with_row_numbers(frame: pd.DataFrame, offset: int = 0) -> pd.DataFrame:
     """Trim header whitespace and number the data rows from ``offset + 1``, as a spreadsheet user counts."""
-    frame = frame.rename(columns=lambda c: str(c).strip().lstrip("\ufeff"))
+    frame = frame.rename(columns=_header_name)
     frame = frame.reset_index(drop=True)
     frame[ROW] = pd.RangeIndex(offset + 1, offset + len(frame) + 1)
     return frame

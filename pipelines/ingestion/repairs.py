@@ -23,7 +23,7 @@ from features.errors import InputError
 from features.schemas import Column, Table
 
 USER_HASH_CHARS = 16
-# Event dates may run at most this many days past the export's reference date. Contracts
+# Event dates may run at most this many days past the export date. Contracts
 # may start up to a year ahead: renewals are signed before the current term ends.
 FUTURE_TOLERANCE_DAYS = {"start_date": 366}
 DEFAULT_FUTURE_TOLERANCE_DAYS = 1

@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from features.export_date import ExportDate
+
 
 @dataclass
 class TableReport:
@@ -61,13 +63,17 @@ class TableReport:
 
 @dataclass
 class IngestReport:
-    """The whole run: the export, the preset, the reference date and one report per table."""
+    """The whole run: the export, the preset, the export date and one report per table.
+
+    ``refused``: the one line the stage stopped with when a table lost too many rows to rejection.
+    """
 
     export: Path
     preset: str
-    reference_date: str
+    export_date: ExportDate
     tables: dict[str, TableReport] = field(default_factory=dict)
     tables_absent: list[str] = field(default_factory=list)
+    refused: str | None = None
 
     def to_dict(self) -> dict:
         for report in self.tables.values():
@@ -75,7 +81,8 @@ class IngestReport:
         return {
             "export": str(self.export),
             "preset": self.preset,
-            "reference_date": self.reference_date,
+            "export_date": self.export_date.to_dict(),
+            "refused": self.refused,
             "tables": {name: r.to_dict() for name, r in self.tables.items()},
             "tables_absent": list(self.tables_absent),
             "totals": {

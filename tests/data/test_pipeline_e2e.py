@@ -165,7 +165,7 @@ def test_dvc_repro_builds_features_from_salesforce_and_hubspot_exports(tmp_path)
     for preset in ("salesforce", "hubspot"):
         write_export_shape(clone / "data/raw/small", clone / f"data/raw/{preset}", preset)
         params = yaml.safe_load((clone / "params.yaml").read_text())
-        params["data"] = {"export_dir": f"data/raw/{preset}", "preset": preset}
+        params["data"].update(export_dir=f"data/raw/{preset}", preset=preset)
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         run(["dvc", "repro", "features"], cwd=clone)
         features = pd.read_parquet(clone / "data/processed/features.parquet")

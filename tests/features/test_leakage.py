@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from features.build import build_features
-from features.snapshots import build_grid, export_last_date, snapshot_dates
+from features.export_date import export_last_date
+from features.snapshots import build_grid, snapshot_dates
 
 PARAMS = feature_params(first_snapshot="2024-02-05")
 KEY = ["account_id", "snapshot_date"]

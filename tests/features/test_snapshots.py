@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 from canonical_frames import accounts, contracts, emails
 
-from features.snapshots import build_grid, export_last_date, normalise_dates, snapshot_dates
+from features.export_date import export_last_date
+from features.snapshots import build_grid, normalise_dates, snapshot_dates
 
 LAST = pd.Timestamp("2025-09-30")
 DATES = normalise_dates(

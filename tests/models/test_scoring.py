@@ -15,6 +15,7 @@ import pytest
 from features.build import all_specs, build_features
 from features.catalogue import SIGNALS, catalogue_hash, catalogue_to_json
 from features.errors import InputError
+from features.export_date import export_last_date
 from models import scoring
 from models.params import ScoreParams
 from models.train import ChurnModel, Windows, train_model
@@ -79,6 +80,11 @@ def test_risk_tier_below_the_lowest_threshold_is_the_lowest_tier():
 # ---------------------------------------------------------------- the scoring date
 
 
+def as_of_of(tables: dict[str, pd.DataFrame]) -> dt.date:
+    """The default scoring date of tables held in memory: the day after their export date."""
+    return scoring.default_as_of(export_last_date(tables).date())
+
+
 def test_default_as_of_is_the_day_after_the_last_event_not_a_contract_date():
     tables = {
         "accounts": accounts({"account_id": "a1"}),
@@ -93,7 +99,7 @@ def test_default_as_of_is_the_day_after_the_last_event_not_a_contract_date():
         ),
         "tickets": table("tickets", []),  # an empty table has no dates: ignored
     }
-    assert scoring.default_as_of(tables) == dt.date(2025, 6, 11)
+    assert as_of_of(tables) == dt.date(2025, 6, 11)
 
 
 def test_without_event_tables_contract_dates_count_but_future_end_dates_do_not():
@@ -110,8 +116,8 @@ def test_without_event_tables_contract_dates_count_but_future_end_dates_do_not()
             },
         ),
     }
-    assert scoring.export_last_date(tables) == dt.date(2025, 4, 15)
-    assert scoring.default_as_of(tables) == dt.date(2025, 4, 16)
+    assert export_last_date(tables).date() == dt.date(2025, 4, 15)
+    assert as_of_of(tables) == dt.date(2025, 4, 16)
 
 
 def test_an_empty_optional_table_does_not_change_the_scoring_date():
@@ -119,8 +125,8 @@ def test_an_empty_optional_table_does_not_change_the_scoring_date():
         "accounts": accounts({"account_id": "a1"}),
         "contracts": contracts({"account_id": "a1", "start_date": "2024-03-01", "end_date": "2025-02-28"}),
     }
-    expected = scoring.default_as_of(tables)
-    assert scoring.default_as_of({**tables, "surveys": table("surveys", [])}) == expected
+    expected = as_of_of(tables)
+    assert as_of_of({**tables, "surveys": table("surveys", [])}) == expected
 
 
 # ---------------------------------------------------------------- a real book, a small real model

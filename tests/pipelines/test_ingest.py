@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from features.errors import InputError
 from features.schemas import TABLES
 from pipelines import ingest
+from pipelines.canonical import read_export_date, read_tables
 from pipelines.cli import app
 from pipelines.config import settings
 from pipelines.ingestion import ingest_export
@@ -28,12 +30,34 @@ def _run(in_tmp, export, preset="canonical"):
     return json.loads((in_tmp / "reports" / "ingest.json").read_text()), out
 
 
+def _params(folder: Path, **data) -> Path:
+    """params.yaml with some ``data`` keys changed, in ``folder``."""
+    params = yaml.safe_load(PARAMS.read_text())
+    params["data"].update(data)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+# The messy export is a catalogue of faults: half its rows are bad on purpose, far more than the
+# 5% a real export may lose before ingest stops (tested below), so it is read with no limit.
+NO_LIMIT = {"max_rejected_share": {"default": 1.0}}
+
+
+@pytest.fixture
+def messy_params(in_tmp, monkeypatch):
+    monkeypatch.setenv("CHURN_PARAMS", str(_params(in_tmp, **NO_LIMIT)))
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def messy(tmp_path_factory):
     """One ingest of the messy export, shared by the tests that read its outputs."""
     folder = tmp_path_factory.mktemp("messy_run")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CHURN_PARAMS", str(PARAMS))
+        patch.setenv("CHURN_PARAMS", str(_params(folder, **NO_LIMIT)))
         patch.chdir(folder)
         settings.cache_clear()
         result = _run(folder, FIXTURES / "messy")
@@ -58,7 +82,7 @@ def test_messy_accounts(messy):
         "duplicate row": 1,
         "conflicting account_id": 1,
         "unparseable created_date": 1,
-        "future-dated": 1,
+        "future-dated (after export date 2025-03-05)": 1,
     }
     assert accounts["rows_repaired"] == {"id whitespace stripped": 1}
     assert accounts["notes"] == ["UTF-8 byte-order mark removed", "Windows (CRLF) line endings read as plain newlines"]
@@ -66,7 +90,7 @@ def test_messy_accounts(messy):
         4: "duplicate row",
         5: "conflicting account_id",
         7: "unparseable created_date",
-        8: "future-dated",
+        8: "future-dated (after export date 2025-03-05)",
     }
     kept = pd.read_parquet(out / "accounts.parquet").set_index("account_id")
     assert kept.index.tolist() == ["a1", "a2", "a3", "a4"]
@@ -103,7 +127,7 @@ def test_messy_emails(messy):
     assert (emails["rows_read"], emails["rows_kept"]) == (8, 4)
     assert emails["rows_rejected"] == {
         "unparseable sent_at": 1,
-        "future-dated": 1,
+        "future-dated (after export date 2025-03-05)": 1,
         "missing thread_id": 1,
         "failed check isin(['inbound', 'outbound']) on direction": 1,
     }
@@ -148,7 +172,7 @@ def test_every_row_read_is_kept_rejected_or_filtered(messy):
 @pytest.mark.parametrize(
     "export,preset", [("messy", "canonical"), ("salesforce", "salesforce"), ("hubspot", "hubspot")]
 )
-def test_no_personal_data_in_any_parquet(in_tmp, export, preset):
+def test_no_personal_data_in_any_parquet(in_tmp, messy_params, export, preset):
     _, out = _run(in_tmp, FIXTURES / export, preset)
     for path in out.rglob("*.parquet"):
         frame = pd.read_parquet(path)
@@ -161,7 +185,7 @@ def test_no_personal_data_in_any_parquet(in_tmp, export, preset):
             assert not frame[column].astype("string").str.contains("@").fillna(False).astype(bool).any(), (path, column)
 
 
-def test_stale_tables_of_an_earlier_run_are_removed(in_tmp):
+def test_stale_tables_of_an_earlier_run_are_removed(in_tmp, messy_params):
     _, out = _run(in_tmp, FIXTURES / "messy")
     assert (out / "surveys.parquet").exists()
     report, out = _run(in_tmp, FIXTURES / "hubspot", "hubspot")
@@ -287,3 +311,74 @@ def test_chunked_ingest_equals_one_pass(export, preset, workers):
         pd.testing.assert_frame_equal(chunked.rejected[name], whole.rejected[name])
     totals = whole.report.to_dict()["totals"]
     assert totals["rows_rejected"] + totals["rows_filtered"] > 0  # the rules had work to do
+
+
+# --- the export date -------------------------------------------------------------------------
+
+
+def test_the_export_date_is_inferred_from_the_bulk_and_recorded_for_later_stages(messy):
+    report, out = messy
+    decided = report["export_date"]
+    assert (decided["date"], decided["decided_by"]) == ("2025-03-05", "inferred from the event tables")
+    assert "1 later row(s), on 2099-05-01, too few to be data: rejected as future-dated" in decided["reason"]
+    assert decided["details"]["latest_row_by_table"]["emails"] == "2099-05-01"  # the latest row, not the end
+    assert json.loads((out / "export.json").read_text()) == {"export_date": decided, "refused": None}
+    assert read_export_date(out).date == dt.date(2025, 3, 5)
+
+
+def test_a_given_export_date_is_honoured(in_tmp, monkeypatch):
+    monkeypatch.setenv("CHURN_PARAMS", str(_params(in_tmp, export_date="2025-03-03", **NO_LIMIT)))
+    settings.cache_clear()
+    report, out = _run(in_tmp, FIXTURES / "messy")
+    settings.cache_clear()
+    assert report["export_date"]["date"] == "2025-03-03" and report["export_date"]["decided_by"] == "data.export_date"
+    # one day of tolerance for time zones: the e-mails of 4 March stay, those of 5 March do not
+    reasons = _reasons_by_row(out, "emails")
+    assert [reasons[r] for r in (5, 6, 7)] == ["future-dated (after export date 2025-03-03)"] * 3
+    kept = pd.read_parquet(out / "emails.parquet")
+    assert sorted(kept["email_id"]) == ["e1", "e2", "e3"]
+    assert read_export_date(out).date == dt.date(2025, 3, 3)
+
+
+# --- nothing lost quietly: the rejection limit -----------------------------------------------
+
+
+def test_the_messy_export_under_the_default_limit_stops_at_accounts(in_tmp):
+    line = _one_error_line(_cli(in_tmp, FIXTURES / "messy"))
+    assert line.startswith(
+        f"error: {FIXTURES}/messy/accounts.csv: accounts: 4 of 8 rows rejected "
+        "(50.0%: more than data.max_rejected_share allows: 5%); most as '"
+    )
+    report = json.loads((in_tmp / "reports" / "ingest.json").read_text())
+    assert report["refused"] == line.removeprefix("error: ")  # the outputs are written, to see why
+    assert (in_tmp / "interim" / "rejected" / "accounts.parquet").exists()
+    with pytest.raises(InputError, match="ingest stopped on this export"):
+        read_tables(in_tmp / "interim")  # and no later stage reads them
+
+
+def test_in_memory_ingest_applies_the_same_limit():
+    with pytest.raises(InputError, match=r"accounts: 4 of 8 rows rejected \(50\.0%"):
+        ingest_export(FIXTURES / "messy", limits=dict.fromkeys(TABLES, 0.05))
+    assert ingest_export(FIXTURES / "messy", limits=dict.fromkeys(TABLES, 0.7)).report.tables["accounts"].rows_kept
+
+
+@pytest.mark.parametrize(
+    "reason,hint",
+    [
+        ("missing event_count", "add `defaults: {event_count: 1}` to the usage_events mapping"),
+        ("missing thread_id", "map emails.thread_id to the export's column that holds it"),
+        ("unparseable sent_at", "give emails.sent_at's date format in the mapping"),
+        ("failed check isin(['inbound', 'outbound']) on direction", "with `values:` in the mapping (to inbound, out"),
+        ("future-dated (after export date 2025-03-05)", "set `data.export_date` when it is wrong"),
+        ("unknown account", "map emails.account_id to the same id as the accounts file's account_id"),
+        ("conflicting email_id", "several rows share one email_id"),
+        ("failed check greater_than(0) on thread_id", "see the reasons in reports/ingest.json and the rows in "),
+    ],
+)
+def test_each_reject_reason_comes_with_its_likely_fix(reason, hint):
+    from pipelines.ingestion.thresholds import fix
+
+    said = fix("emails", reason, Path("data/interim/rejected"), Path("reports/ingest.json"))
+    assert hint in said
+    if "see the reasons" in hint:
+        assert said.endswith("data/interim/rejected/emails.parquet")

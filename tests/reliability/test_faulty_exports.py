@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from features.build import build_features
 from features.errors import InputError
 from models.train import Windows, split_out_of_time
+from pipelines.canonical import read_tables
 from pipelines.cli import app
 from pipelines.config import settings
 from tests.features import canonical_frames as cf
+from tests.reliability.conftest import PARAMS as PARAMS_FILE
 
 
 def _ingest(in_tmp: Path, export: Path, preset: str = "canonical"):
@@ -109,8 +112,13 @@ def test_a_csv_cut_mid_row_rejects_its_last_row_and_says_why(in_tmp, export_copy
     path = export_copy / table
     _cut(path, 0.6)
     rows = pd.read_csv(path, dtype=str)
-    assert _ingest(in_tmp, export_copy).exit_code == 0
-    report = _report(in_tmp)["tables"][table.removesuffix(".csv")]
+    result = _ingest(in_tmp, export_copy)
+    if table == "accounts.csv":  # 40% of the accounts gone orphans 40% of the contracts: ingest stops on them
+        line = _one_error_line(result)
+        assert f"{export_copy}/contracts.csv: contracts: " in line and "most as 'unknown account'" in line
+    else:
+        assert result.exit_code == 0, result.output
+    report = _report(in_tmp)["tables"][table.removesuffix(".csv")]  # written all the same, to see why
     assert report["rows_read"] == len(rows)
     assert report["rows_rejected"]["truncated row (file ends mid-row)"] == 1
     assert any("does not end with a newline" in note for note in report["notes"])
@@ -159,6 +167,75 @@ def test_duplicate_account_ids_with_conflicting_attributes_keep_one_and_reject_t
     assert _report(in_tmp)["tables"]["accounts"]["rows_rejected"] == {"conflicting account_id": 1}
     accounts = pd.read_parquet(in_tmp / "interim" / "accounts.parquet")
     assert accounts["account_id"].is_unique
+
+
+# --- nothing lost quietly: too many rows rejected stops ingest --------------------------------
+
+
+def _limits(in_tmp: Path, monkeypatch, **shares: float) -> None:
+    """Run the CLI with ``data.max_rejected_share`` set to ``shares``."""
+    params = yaml.safe_load(PARAMS_FILE.read_text())
+    params["data"]["max_rejected_share"] = shares
+    path = in_tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("CHURN_PARAMS", str(path))
+    settings.cache_clear()
+
+
+def _blank_event_counts(export: Path, share: float) -> tuple[int, int, int]:
+    """Empty ``event_count`` in every n-th usage row: (rows blanked, rows, first blanked row, 1-based)."""
+    path = export / "usage_events.parquet"
+    usage = pd.read_parquet(path)
+    step = round(1 / share)
+    usage.loc[usage.index % step == step - 1, "event_count"] = pd.NA
+    usage.to_parquet(path)
+    return int(usage["event_count"].isna().sum()), len(usage), step
+
+
+def test_a_table_over_its_rejection_limit_stops_ingest_in_one_line(in_tmp, export_copy):
+    blanked, rows, first = _blank_event_counts(export_copy, 0.1)
+    line = _one_error_line(_ingest(in_tmp, export_copy))
+    assert line == (
+        f"error: {export_copy}/usage_events.parquet: usage_events: {blanked:,} of {rows:,} rows rejected "
+        f"({blanked / rows:.1%}: more than data.max_rejected_share allows: 5%); most as 'missing event_count' "
+        f"({blanked:,}, e.g. row {first}): add `defaults: {{event_count: 1}}` to the usage_events mapping "
+        "(a raw track call is one event)"
+    )
+    # the outputs are there to see why, and marked: no later stage reads them
+    report = _report(in_tmp)
+    assert report["refused"] == line.removeprefix("error: ")
+    assert report["tables"]["usage_events"]["rows_rejected"] == {"missing event_count": blanked}
+    assert len(pd.read_parquet(in_tmp / "interim" / "rejected" / "usage_events.parquet")) == blanked
+    with pytest.raises(InputError, match="ingest stopped on this export"):
+        read_tables(in_tmp / "interim")
+
+
+def test_a_tables_own_limit_lets_it_lose_more(in_tmp, export_copy, monkeypatch):
+    blanked, _, _ = _blank_event_counts(export_copy, 0.1)
+    _limits(in_tmp, monkeypatch, default=0.05, usage_events=0.2)
+    result = _ingest(in_tmp, export_copy)
+    assert result.exit_code == 0, result.output
+    report = _report(in_tmp)
+    assert report["refused"] is None and report["tables"]["usage_events"]["rows_rejected"]["missing event_count"]
+    assert len(read_tables(in_tmp / "interim")["usage_events"]) == report["tables"]["usage_events"]["rows_kept"]
+
+
+@pytest.mark.parametrize("usage_limit", [0.05, 1.0])
+def test_an_optional_table_with_every_row_rejected_stops_the_run_never_taken_as_absent(
+    in_tmp, export_copy, monkeypatch, usage_limit
+):
+    """Raw track calls without a count column: every usage row is `missing event_count`. Even a limit of
+    100% does not turn the table into an absent one (which would silently drop the adoption features)."""
+    path = export_copy / "usage_events.parquet"
+    usage = pd.read_parquet(path).drop(columns="event_count")
+    usage.to_parquet(path)
+    _limits(in_tmp, monkeypatch, default=0.05, usage_events=usage_limit)
+    line = _one_error_line(_ingest(in_tmp, export_copy))
+    assert line.startswith(
+        f"error: {path}: usage_events: {len(usage):,} of {len(usage):,} rows rejected "
+        "(100.0%: every row, and an empty usage_events table is never taken as absent); "
+        f"most as 'missing event_count' ({len(usage):,}, e.g. row 1): add `defaults: {{event_count: 1}}`"
+    )
 
 
 # --- feature and training edge cases, on frames built by hand --------------------------------
