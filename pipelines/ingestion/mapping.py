@@ -388,6 +388,16 @@ def blank_to_na(values: pd.Series) -> pd.Series:
     return values
 
 
+def fill_blanks(values: pd.Series, default: Any) -> pd.Series:
+    """Empty cells take ``default``; a numeric column stays numeric (a Parquet count column), others become text."""
+    values = blank_to_na(values)
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        number = pd.to_numeric(pd.Series([yaml_text(default)]), errors="coerce").iloc[0]
+        if pd.notna(number):
+            return values.fillna(number)
+    return values.astype("string").fillna(yaml_text(default))
+
+
 def coalesce(frame: pd.DataFrame, present: list[str]) -> pd.Series:
     """Row by row, the first non-empty value among the present columns."""
     values = blank_to_na(frame[present[0]])

@@ -37,6 +37,7 @@ from pipelines.ingestion.mapping import (
     as_list,
     blank_to_na,
     coalesce,
+    fill_blanks,
     hash_ids,
     lookup_available,
     lookup_values,
@@ -412,7 +413,7 @@ def map_source(
             if default is not None and name not in source.defaults:
                 mapped.notes.append(f"no {name} column: each row counts as {default} (the contract's default)")
         if default is not None:
-            values = blank_to_na(values).fillna(yaml_text(default))
+            values = fill_blanks(values, default)
         out[name] = values
     return mapped
 

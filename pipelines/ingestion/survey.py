@@ -19,7 +19,7 @@ from features.errors import InputError
 from features.export_date import EVENT_DATES, FALLBACK_DATES, ExportDate, day_counts, given, infer
 from features.schemas import TABLES, Table
 from pipelines.ingestion import repairs
-from pipelines.ingestion.presets import Mapping, apply_filters, column_format, map_columns
+from pipelines.ingestion.presets import Mapping, apply_filters, column_format, load_related, map_columns
 from pipelines.ingestion.readers import CHUNK_ROWS, find_file, read_export_file
 
 RUN_DATE = "the day of the run (the export has no dated rows)"
@@ -67,15 +67,18 @@ def _table_dated_rows(
         return None
     source, path = found[0]
     dated = Table(table.name, table.required, table.meaning, (), tuple(table.column(n) for n in names))
-    read = {c for n in names if n in source.columns for c in source.columns[n].source}
-    read |= {f.column for f in source.filters}
+    specs = [source.columns[n] for n in names if n in source.columns]
+    read = {c for spec in specs for c in spec.columns}
+    read |= {c for spec in specs for step in spec.lookups for c in step.own_columns}
+    read |= {c for rule in source.filters for c in rule.column}
     raw = read_export_file(path, read)
     if raw.empty_file:
         return None
+    related = load_related(export_dir, mapping, source) if any(spec.lookups for spec in specs) else {}
     parts: list[pd.Series] = []
     for chunk in raw.chunks(chunk_rows):
         keep, _, _ = apply_filters(chunk, source, path)
-        text = map_columns(chunk.loc[keep], source, dated, path)
+        text = map_columns(chunk.loc[keep], source, dated, path, related)
         for column in dated.columns:
             parsed = repairs.coerce(text[column.name], column, column_format(source, column.name))
             parts.append(day_counts(parsed.values))

@@ -1,7 +1,7 @@
 """Nothing lost quietly: a table that loses too many of its rows to rejection stops ingest.
 
 Rejected rows are counted and kept aside, but a mapping that misses a column can reject a
-whole table (every usage row `missing event_count`), and an empty optional table would then
+whole table (every usage row `missing event_at`), and an empty optional table would then
 silently drop its feature family. So when a table's rejected rows exceed its share in
 ``data.max_rejected_share`` (of the rows read, less those its preset filters out on
 purpose), or no row of a table survives, ingest ends with one line: the table, the share,
@@ -53,10 +53,6 @@ def _conflicting(table: str, match: re.Match) -> str:
 
 # Reject reason (as in reports/ingest.json) -> the most likely fix; the first pattern that matches wins.
 FIXES: list[tuple[re.Pattern, Hint]] = [
-    (
-        re.compile(r"^missing event_count$"),
-        lambda t, m: "add `defaults: {event_count: 1}` to the usage_events mapping (a raw track call is one event)",
-    ),
     (re.compile(r"^missing (?P<column>\w+)$"), _missing),
     (re.compile(r"^unparseable (?P<column>\w+)$"), _unparseable),
     (re.compile(r"^failed check isin\(.*\) on (?P<column>\w+)$"), _vocabulary),

@@ -365,7 +365,6 @@ def test_in_memory_ingest_applies_the_same_limit():
 @pytest.mark.parametrize(
     "reason,hint",
     [
-        ("missing event_count", "add `defaults: {event_count: 1}` to the usage_events mapping"),
         ("missing thread_id", "map emails.thread_id to the export's column that holds it"),
         ("unparseable sent_at", "give emails.sent_at's date format in the mapping"),
         ("failed check isin(['inbound', 'outbound']) on direction", "with `values:` in the mapping (to inbound, out"),

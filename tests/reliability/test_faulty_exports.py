@@ -182,41 +182,41 @@ def _limits(in_tmp: Path, monkeypatch, **shares: float) -> None:
     settings.cache_clear()
 
 
-def _blank_event_counts(export: Path, share: float) -> tuple[int, int, int]:
-    """Empty ``event_count`` in every n-th usage row: (rows blanked, rows, first blanked row, 1-based)."""
+def _blank_event_times(export: Path, share: float) -> tuple[int, int, int]:
+    """Empty ``event_at`` in every n-th usage row: (rows blanked, rows, first blanked row, 1-based)."""
     path = export / "usage_events.parquet"
     usage = pd.read_parquet(path)
     step = round(1 / share)
-    usage.loc[usage.index % step == step - 1, "event_count"] = pd.NA
+    usage.loc[usage.index % step == step - 1, "event_at"] = pd.NaT
     usage.to_parquet(path)
-    return int(usage["event_count"].isna().sum()), len(usage), step
+    return int(usage["event_at"].isna().sum()), len(usage), step
 
 
 def test_a_table_over_its_rejection_limit_stops_ingest_in_one_line(in_tmp, export_copy):
-    blanked, rows, first = _blank_event_counts(export_copy, 0.1)
+    blanked, rows, first = _blank_event_times(export_copy, 0.1)
     line = _one_error_line(_ingest(in_tmp, export_copy))
     assert line == (
         f"error: {export_copy}/usage_events.parquet: usage_events: {blanked:,} of {rows:,} rows rejected "
-        f"({blanked / rows:.1%}: more than data.max_rejected_share allows: 5%); most as 'missing event_count' "
-        f"({blanked:,}, e.g. row {first}): add `defaults: {{event_count: 1}}` to the usage_events mapping "
-        "(a raw track call is one event)"
+        f"({blanked / rows:.1%}: more than data.max_rejected_share allows: 5%); most as 'missing event_at' "
+        f"({blanked:,}, e.g. row {first}): map usage_events.event_at to the export's column that holds it "
+        "(`columns: {event_at: <its column>}` in a mapping file), or give it a value for empty cells (`defaults:`)"
     )
     # the outputs are there to see why, and marked: no later stage reads them
     report = _report(in_tmp)
     assert report["refused"] == line.removeprefix("error: ")
-    assert report["tables"]["usage_events"]["rows_rejected"] == {"missing event_count": blanked}
+    assert report["tables"]["usage_events"]["rows_rejected"] == {"missing event_at": blanked}
     assert len(pd.read_parquet(in_tmp / "interim" / "rejected" / "usage_events.parquet")) == blanked
     with pytest.raises(InputError, match="ingest stopped on this export"):
         read_tables(in_tmp / "interim")
 
 
 def test_a_tables_own_limit_lets_it_lose_more(in_tmp, export_copy, monkeypatch):
-    blanked, _, _ = _blank_event_counts(export_copy, 0.1)
+    blanked, _, _ = _blank_event_times(export_copy, 0.1)
     _limits(in_tmp, monkeypatch, default=0.05, usage_events=0.2)
     result = _ingest(in_tmp, export_copy)
     assert result.exit_code == 0, result.output
     report = _report(in_tmp)
-    assert report["refused"] is None and report["tables"]["usage_events"]["rows_rejected"]["missing event_count"]
+    assert report["refused"] is None and report["tables"]["usage_events"]["rows_rejected"]["missing event_at"]
     assert len(read_tables(in_tmp / "interim")["usage_events"]) == report["tables"]["usage_events"]["rows_kept"]
 
 
@@ -224,17 +224,18 @@ def test_a_tables_own_limit_lets_it_lose_more(in_tmp, export_copy, monkeypatch):
 def test_an_optional_table_with_every_row_rejected_stops_the_run_never_taken_as_absent(
     in_tmp, export_copy, monkeypatch, usage_limit
 ):
-    """Raw track calls without a count column: every usage row is `missing event_count`. Even a limit of
+    """An event log whose time column is empty: every usage row is `missing event_at`. Even a limit of
     100% does not turn the table into an absent one (which would silently drop the adoption features)."""
     path = export_copy / "usage_events.parquet"
-    usage = pd.read_parquet(path).drop(columns="event_count")
+    usage = pd.read_parquet(path)
+    usage["event_at"] = pd.NaT
     usage.to_parquet(path)
     _limits(in_tmp, monkeypatch, default=0.05, usage_events=usage_limit)
     line = _one_error_line(_ingest(in_tmp, export_copy))
     assert line.startswith(
         f"error: {path}: usage_events: {len(usage):,} of {len(usage):,} rows rejected "
         "(100.0%: every row, and an empty usage_events table is never taken as absent); "
-        f"most as 'missing event_count' ({len(usage):,}, e.g. row 1): add `defaults: {{event_count: 1}}`"
+        f"most as 'missing event_at' ({len(usage):,}, e.g. row 1): map usage_events.event_at"
     )
 
 
