@@ -160,7 +160,7 @@ class Catalogue:
 
     @property
     def days_to_renewal(self) -> str | None:
-        """The renewal countdown in days (fewer days, more risk)."""
+        """The renewal countdown in days (fewer days, more risk; missing once the term has ended)."""
         return self.first("renewal", "days", risk_direction=-1)
 
     @property

@@ -11,10 +11,13 @@ latest end date, then contract id); ARR, seats and the last renewal's changes ar
 The renewal features measure the *term* the grid's membership rule uses (``features.snapshots``):
 its end ``E`` is the latest effective end of the known contracts (end date, or a cancel date
 before ``s`` when earlier; contracts cancelled before they began are ignored). The signed
-distance ``E - s`` is split in two non-negative features: ``renewal_countdown_days``
-(``E - s`` while the term runs, 0 once it has ended) and ``renewal_overdue_days`` (0 while the
-term runs, ``s - E`` once it has ended with no new contract started: the account is in the
-grace period, its renewal overdue). In the grid the overdue days are at most ``grace_days``.
+distance ``E - s`` is split in two: ``renewal_countdown_days`` is ``E - s`` while the term runs
+and *missing* once it has ended (there is no running term to count down, as a QBR window not
+yet open is missing); ``renewal_overdue_days`` is 0 while the term runs and ``s - E`` once it
+has ended with no new contract started (the account is in the grace period, its renewal
+overdue; at most ``grace_days`` in the grid). So an overdue account reads "the renewal is 12
+days overdue", never "ends in 0 days" or "in -12 days", and reasons are worded from the
+overdue days (a missing value is never a reason).
 """
 
 from __future__ import annotations
@@ -158,8 +161,8 @@ def tenure_sql() -> str:
     )
     SELECT account_id, snapshot_date, tenure_length_days,
            CASE WHEN tenure_length_days < 365 THEN 1 ELSE 0 END AS tenure_first_year_flag,
-           CASE WHEN term_end > snapshot_date THEN date_diff('day', snapshot_date, term_end)
-                WHEN term_end IS NOT NULL THEN 0 END AS renewal_countdown_days,
+           CASE WHEN term_end >= snapshot_date THEN date_diff('day', snapshot_date, term_end) END
+               AS renewal_countdown_days,
            CASE WHEN term_end < snapshot_date THEN date_diff('day', term_end, snapshot_date)
                 WHEN term_end IS NOT NULL THEN 0 END AS renewal_overdue_days,
            arr_now AS contract_arr_current_currency,

@@ -102,6 +102,7 @@ def test_an_overdue_renewal_is_in_the_grid_with_its_overdue_days_and_label():
     o = [rows[("O", d)] for d in days[:5]]
     assert ("O", "2025-07-31") not in rows  # the grace period is over
     assert [r.renewal_overdue_days for r in o] == [0, 1, 10, 11, 30]
+    assert o[0].renewal_countdown_days == 0 and all(pd.isna(r.renewal_countdown_days) for r in o[1:])
     assert [r.label for r in o] == [1] * 5 and {r.churn_date for r in o} == {pd.Timestamp("2025-06-30")}
     r = [rows[("R", d)] for d in days]
     assert [x.renewal_overdue_days for x in r] == [0, 1, 10, 0, 0, 0]
