@@ -140,9 +140,18 @@ class Catalogue:
         """Account-profile features (region, segment), for per-group metrics."""
         return [s.name for s in self.specs if s.signal == "context"]
 
-    def first(self, signal: str, unit: str) -> str | None:
-        """The first feature of a signal measured in a unit."""
-        return next((s.name for s in self.specs if s.signal == signal and s.unit == unit), None)
+    def first(self, signal: str, unit: str, risk_direction: int | None = None) -> str | None:
+        """The first feature of a signal measured in a unit (and with that risk direction, if given)."""
+        return next(
+            (
+                s.name
+                for s in self.specs
+                if s.signal == signal
+                and s.unit == unit
+                and (risk_direction is None or s.risk_direction == risk_direction)
+            ),
+            None,
+        )
 
     @property
     def arr(self) -> str | None:
@@ -151,8 +160,13 @@ class Catalogue:
 
     @property
     def days_to_renewal(self) -> str | None:
-        """The renewal countdown in days."""
-        return self.first("renewal", "days")
+        """The renewal countdown in days (fewer days, more risk; missing once the term has ended)."""
+        return self.first("renewal", "days", risk_direction=-1)
+
+    @property
+    def days_overdue(self) -> str | None:
+        """The days a renewal is overdue (the term ended, no new one started yet)."""
+        return self.first("renewal", "days", risk_direction=1)
 
     def only(self, names: list[str]) -> Catalogue:
         """The catalogue restricted to ``names`` (a model's feature list), in that order."""

@@ -1,12 +1,23 @@
 """Tenure and commercial features from contracts known at the snapshot.
 
-Only contracts with ``start_date < s`` exist for a feature at snapshot ``s``: a renewal
-signed for later, a cancellation dated later and the export's ``status`` column (today's
-status, not the status at ``s``) are never read here, as they would leak the label.
+Only contracts with ``start_date < s`` exist for a feature at snapshot ``s``, and only
+cancellations dated before ``s``: a renewal signed for later, a cancellation dated later and
+the export's ``status`` column (today's status, not the status at ``s``) are never read here,
+as they would leak the label.
 
 The *current contract* at ``s`` is the contract with the latest ``start_date < s`` (ties:
-latest end date, then contract id). In a grace gap after its end it is still the
-"current" one, so ``renewal_countdown_days`` turns negative there.
+latest end date, then contract id); ARR, seats and the last renewal's changes are its own.
+
+The renewal features measure the *term* the grid's membership rule uses (``features.snapshots``):
+its end ``E`` is the latest effective end of the known contracts (end date, or a cancel date
+before ``s`` when earlier; contracts cancelled before they began are ignored). The signed
+distance ``E - s`` is split in two: ``renewal_countdown_days`` is ``E - s`` while the term runs
+and *missing* once it has ended (there is no running term to count down, as a QBR window not
+yet open is missing); ``renewal_overdue_days`` is 0 while the term runs and ``s - E`` once it
+has ended with no new contract started (the account is in the grace period, its renewal
+overdue; at most ``grace_days`` in the grid). So an overdue account reads "the renewal is 12
+days overdue", never "ends in 0 days" or "in -12 days", and reasons are worded from the
+overdue days (a missing value is never a reason).
 """
 
 from __future__ import annotations
@@ -40,6 +51,15 @@ SPECS: list[FeatureSpec] = [
         "The current contract ends in {value}",
         "days",
         -1,
+    ),
+    FeatureSpec(
+        "renewal_overdue_days",
+        FAMILY,
+        "renewal",
+        "Renewal overdue",
+        "The renewal is {value} overdue",
+        "days",
+        1,
     ),
     FeatureSpec(
         "contract_arr_current_currency",
@@ -84,10 +104,15 @@ NAMES = [s.name for s in SPECS]
 def known_contracts_sql() -> str:
     """Contracts started before each grid snapshot, ranked newest first (``recency`` 1 = current).
 
+    ``known_end`` is the effective end as known at the snapshot: the cancel date when the
+    contract was cancelled before its end date and before the snapshot, else the end date.
+
     Joins on the grid (not on all snapshots) because contracts are few per account.
     """
     return """
         SELECT g.account_id, g.snapshot_date, k.start_date, k.end_date, k.arr, k.seats,
+               CASE WHEN k.cancel_date < g.snapshot_date AND k.cancel_date < k.end_date
+                    THEN k.cancel_date ELSE k.end_date END AS known_end,
                row_number() OVER (PARTITION BY g.account_id, g.snapshot_date
                                   ORDER BY k.start_date DESC, k.end_date DESC, k.contract_id DESC) AS recency
         FROM grid g JOIN contracts k
@@ -120,13 +145,13 @@ def current_contract_sql() -> str:
 
 
 def tenure_sql() -> str:
-    """Per (account, snapshot): tenure, renewal countdown, ARR and the last renewal's changes."""
+    """Per (account, snapshot): tenure, renewal countdown and overdue days, ARR and the last renewal's changes."""
     return f"""
     WITH known AS ({known_contracts_sql()}),
     agg AS (
         SELECT account_id, snapshot_date,
                date_diff('day', min(start_date), snapshot_date) AS tenure_length_days,
-               date_diff('day', snapshot_date, max(CASE WHEN recency = 1 THEN end_date END)) AS renewal_countdown_days,
+               max(CASE WHEN known_end > start_date THEN known_end END) AS term_end,
                max(CASE WHEN recency = 1 THEN arr END) AS arr_now,
                max(CASE WHEN recency = 2 THEN arr END) AS arr_before,
                max(CASE WHEN recency = 1 THEN seats END) AS seats_now,
@@ -136,7 +161,10 @@ def tenure_sql() -> str:
     )
     SELECT account_id, snapshot_date, tenure_length_days,
            CASE WHEN tenure_length_days < 365 THEN 1 ELSE 0 END AS tenure_first_year_flag,
-           renewal_countdown_days,
+           CASE WHEN term_end >= snapshot_date THEN date_diff('day', snapshot_date, term_end) END
+               AS renewal_countdown_days,
+           CASE WHEN term_end < snapshot_date THEN date_diff('day', term_end, snapshot_date)
+                WHEN term_end IS NOT NULL THEN 0 END AS renewal_overdue_days,
            arr_now AS contract_arr_current_currency,
            arr_now / nullif(arr_before, 0) AS contract_arr_change_ratio_last_renewal,
            seats_now - seats_before AS contract_seats_change_seats_last_renewal,
@@ -151,7 +179,9 @@ def tenure_features(tables: dict[str, pd.DataFrame], grid: pd.DataFrame) -> pd.D
     Returns:
         ``grid``'s keys plus the float64 columns in ``NAMES``.
     """
-    contracts = tables["contracts"][["contract_id", "account_id", "start_date", "end_date", "arr", "seats"]]
+    contracts = tables["contracts"][
+        ["contract_id", "account_id", "start_date", "end_date", "cancel_date", "arr", "seats"]
+    ]
     con = connect({"contracts": contracts}, grid)
     result = query(con, tenure_sql())
     con.close()

@@ -180,6 +180,10 @@ def score_accounts(
     out["arr"] = now[catalogue.arr].astype(float).round(2) if catalogue.arr else np.nan
     renewal = catalogue.days_to_renewal
     days = now[renewal].astype(float) if renewal else pd.Series(np.nan, index=now.index)
+    overdue = Catalogue.from_json(catalog).days_overdue  # shown even when the model does not use it
+    if overdue and overdue in now:  # an overdue renewal: negative days, the renewal date is the term's end
+        late = now[overdue].astype(float)
+        days = days.where(~(late > 0), -late)
     out["days_to_renewal"] = days.round(0).astype("Int64")
     out["renewal_date"] = [(as_of + dt.timedelta(days=int(d))).isoformat() if pd.notna(d) else pd.NA for d in days]
     out["churn_probability"] = p_now.round(4)

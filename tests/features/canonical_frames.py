@@ -216,6 +216,38 @@ def random_export(
     }
 
 
+def truncate_contracts(contracts: pd.DataFrame, s: pd.Timestamp) -> pd.DataFrame:
+    """Contracts as the CRM held them at ``s``: those starting later gone, later cancellations undone."""
+    k = contracts[contracts["start_date"] < s].copy()
+    later_cancel = k["cancel_date"] >= s
+    k["cancel_date"] = k["cancel_date"].where(~later_cancel)
+    k.loc[later_cancel, "status"] = "active"
+    return k
+
+
+def truncate(tables: dict[str, pd.DataFrame], s: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    """The export as it looked at ``s`` 00:00 UTC: later rows gone, later updates undone (tables it has)."""
+    su = s.tz_localize("UTC")
+    t = {k: v.copy() for k, v in tables.items()}
+    for name, column in (("emails", "sent_at"), ("meetings", "start_at"), ("usage_events", "event_at")):
+        if name in t:
+            t[name] = t[name][t[name][column] < su]
+    if "tickets" in t:
+        tk = t["tickets"][t["tickets"]["created_at"] < su].copy()
+        tk["first_response_at"] = tk["first_response_at"].where(tk["first_response_at"] < su)
+        tk["closed_at"] = tk["closed_at"].where(tk["closed_at"] < su)
+        tk["csat"] = tk["csat"].where(tk["closed_at"].notna())
+        t["tickets"] = tk
+    if "surveys" in t:
+        sv = t["surveys"][t["surveys"]["sent_at"] < su].copy()
+        answered = sv["responded_at"] < su
+        sv["responded_at"] = sv["responded_at"].where(answered)
+        sv["score"] = sv["score"].where(answered)
+        t["surveys"] = sv
+    t["contracts"] = truncate_contracts(t["contracts"], s)
+    return t
+
+
 def feature_params(**overrides) -> FeatureParams:
     """The ``features`` section of params.yaml for hand-made exports (every key given, as params.yaml must)."""
     base = {

@@ -83,3 +83,27 @@ def test_parquet_tables_and_account_batches_give_the_same_features(tmp_path):
     got, doc = build_features(read_tables(tmp_path), None, PARAMS, batch_rows=batch_rows)
     pd.testing.assert_frame_equal(got, expected)
     assert doc == expected_doc
+
+
+def test_an_overdue_renewal_is_in_the_grid_with_its_overdue_days_and_label():
+    from canonical_frames import accounts, contracts
+
+    tables = {
+        "accounts": accounts({"account_id": "O"}, {"account_id": "R"}),
+        "contracts": contracts(
+            {"account_id": "O", "start_date": "2025-01-01", "end_date": "2025-06-30"},  # never renewed
+            {"account_id": "R", "start_date": "2025-01-01", "end_date": "2025-06-30"},
+            {"account_id": "R", "start_date": "2025-07-10", "end_date": "2026-07-10"},  # renewed 10 days late
+        ),
+    }
+    days = ["2025-06-30", "2025-07-01", "2025-07-10", "2025-07-11", "2025-07-30", "2025-07-31"]
+    frame, _ = build_features(tables, days, PARAMS, export_end=pd.Timestamp("2026-12-31"))
+    rows = {(r.account_id, r.snapshot_date.strftime("%Y-%m-%d")): r for r in frame.itertuples()}
+    o = [rows[("O", d)] for d in days[:5]]
+    assert ("O", "2025-07-31") not in rows  # the grace period is over
+    assert [r.renewal_overdue_days for r in o] == [0, 1, 10, 11, 30]
+    assert o[0].renewal_countdown_days == 0 and all(pd.isna(r.renewal_countdown_days) for r in o[1:])
+    assert [r.label for r in o] == [1] * 5 and {r.churn_date for r in o} == {pd.Timestamp("2025-06-30")}
+    r = [rows[("R", d)] for d in days]
+    assert [x.renewal_overdue_days for x in r] == [0, 1, 10, 0, 0, 0]
+    assert [x.label for x in r] == [0] * 6

@@ -1,7 +1,9 @@
-"""Point-in-time guarantees on random exports: features never see the future, labels match a brute force."""
+"""Point-in-time guarantees on random exports: who is in the grid and what its features are never
+depend on the future (the export truncated at the snapshot gives the same rows and values); labels
+match a brute force."""
 
 import pandas as pd
-from canonical_frames import feature_params, random_export
+from canonical_frames import feature_params, random_export, truncate, truncate_contracts
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -14,49 +16,39 @@ KEY = ["account_id", "snapshot_date"]
 NO_FEATURE = ["label", "churn_date"]
 
 
-def truncate(tables: dict[str, pd.DataFrame], s: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """The export as it looked at ``s`` 00:00 UTC: later rows gone, later updates undone."""
-    su = s.tz_localize("UTC")
-    t = {k: v.copy() for k, v in tables.items()}
-    t["emails"] = t["emails"][t["emails"]["sent_at"] < su]
-    t["meetings"] = t["meetings"][t["meetings"]["start_at"] < su]
-    t["usage_events"] = t["usage_events"][t["usage_events"]["event_at"] < su]
-    tk = t["tickets"][t["tickets"]["created_at"] < su].copy()
-    tk["first_response_at"] = tk["first_response_at"].where(tk["first_response_at"] < su)
-    tk["closed_at"] = tk["closed_at"].where(tk["closed_at"] < su)
-    tk["csat"] = tk["csat"].where(tk["closed_at"].notna())
-    t["tickets"] = tk
-    sv = t["surveys"][t["surveys"]["sent_at"] < su].copy()
-    answered = sv["responded_at"] < su
-    sv["responded_at"] = sv["responded_at"].where(answered)
-    sv["score"] = sv["score"].where(answered)
-    t["surveys"] = sv
-    k = t["contracts"][t["contracts"]["start_date"] < s].copy()
-    later_cancel = k["cancel_date"] >= s
-    k["cancel_date"] = k["cancel_date"].where(~later_cancel)
-    k.loc[later_cancel, "status"] = "active"
-    t["contracts"] = k
-    return t
-
-
 def features_at(tables: dict[str, pd.DataFrame], s: pd.Timestamp) -> pd.DataFrame:
     frame, _ = build_features(tables, [s], PARAMS)
     return frame.drop(columns=NO_FEATURE).set_index(KEY).sort_index()
 
 
 def assert_same_features(full: pd.DataFrame, past: pd.DataFrame) -> None:
-    """Same values on the rows and columns both have (a table still empty at ``s`` drops its family)."""
-    common = full.index.intersection(past.index)
+    """The same (account, snapshot) rows, and the same values in the columns both have (a table
+    still empty at ``s`` drops its family)."""
+    assert list(full.index) == list(past.index), (
+        f"the grid depends on the future: only with the full export {sorted(set(full.index) - set(past.index))}, "
+        f"only with the truncated one {sorted(set(past.index) - set(full.index))}"
+    )
     columns = [c for c in full.columns if c in past.columns]
-    assert len(common) > 0 and len(columns) >= len(past.columns)
-    pd.testing.assert_frame_equal(full.loc[common, columns], past.loc[common, columns], check_exact=False, rtol=1e-9)
+    assert len(full) > 0 and len(columns) >= len(past.columns)
+    pd.testing.assert_frame_equal(full[columns], past[columns], check_exact=False, rtol=1e-9)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), week=st.integers(0, 60))
-def test_features_ignore_everything_at_or_after_the_snapshot(seed, week):
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    week=st.integers(0, 60),
+    after_an_end=st.one_of(st.none(), st.integers(-1, 12), st.integers(-1, 40)),
+)
+def test_features_ignore_everything_at_or_after_the_snapshot(seed, week, after_an_end):
+    """Same accounts and same features on the export truncated at ``s``; ``s`` is a weekly snapshot, or
+    a few days around a contract's end (where renewals booked later used to decide who was active)."""
     tables = random_export(n_accounts=6, seed=seed, days=480, usage_per_day=3)
     s = pd.Timestamp(PARAMS.first_snapshot) + pd.Timedelta(weeks=week)
+    if after_an_end is not None:  # preferably the end of a term that was renewed (later, or after a gap)
+        k = tables["contracts"].sort_values(["account_id", "start_date"])
+        renewed = k["account_id"].eq(k["account_id"].shift(-1))
+        ends = (k.loc[renewed, "end_date"] if renewed.any() else k["end_date"]).sort_values()
+        s = ends.iloc[week % len(ends)] + pd.Timedelta(days=after_an_end)
     full = features_at(tables, s)
     assume(not full.empty)  # no account active at s: nothing to compare, so draw another example
     assert_same_features(full, features_at(truncate(tables, s), s))
@@ -80,30 +72,60 @@ def test_no_feature_depends_on_contracts_starting_later(seed, week, shift):
 
 
 def brute_force_labels(contracts: pd.DataFrame, dates, horizon: int, grace: int, last: pd.Timestamp) -> dict:
-    """Labels straight from the definition, one contract and one snapshot at a time."""
+    """The grid and its labels straight from the definitions, one contract and one snapshot at a time.
+
+    Membership from what is known at ``s``: contracts started before ``s``, cancellations dated
+    before ``s``; in the grid when a known term covers ``s``, or when ``s`` is within ``grace``
+    after the latest known end and that end was not a cancellation. Labels from the spells: the
+    row's churn date is the first churn ``d`` with ``s <= d + grace`` (before ``s`` when an
+    overdue account did not renew).
+    """
     out = {}
     g, h = pd.Timedelta(days=grace), pd.Timedelta(days=horizon)
     for account, rows in contracts.groupby("account_id"):
+        contracts_of = [(r.start_date, r.end_date, r.cancel_date) for r in rows.itertuples()]
         terms = []
-        for r in rows.itertuples():
-            end = r.cancel_date if pd.notna(r.cancel_date) and r.cancel_date < r.end_date else r.end_date
-            if end > r.start_date:
-                terms.append((r.start_date, end))
+        for start, end_date, cancel in contracts_of:
+            end = cancel if pd.notna(cancel) and cancel < end_date else end_date
+            if end > start:
+                terms.append((start, end))
         # a churn date: an effective end that no contract covers or follows within the grace period
         churns = sorted({e for _, e in terms if not any(s2 <= e + g and e2 > e for s2, e2 in terms)})
         for s in dates:
-            covered = any(s1 < s <= e1 for s1, e1 in terms)
-            in_grace = any(e1 < s <= s2 <= e1 + g for _, e1 in terms for s2, _ in terms)
+            known = []  # (start, end as known at s, ended by a cancellation known at s)
+            for start, end_date, cancel in contracts_of:
+                if not start < s:
+                    continue
+                cancelled = pd.notna(cancel) and cancel < s and cancel < end_date
+                end = cancel if cancelled else end_date
+                if end > start:
+                    known.append((start, end, cancelled))
+            if not known:
+                continue
+            covered = any(s1 < s <= e1 for s1, e1, _ in known)
+            last_end = max(e1 for _, e1, _ in known)
+            last_cancelled = any(c for _, e1, c in known if e1 == last_end)
+            in_grace = last_end < s <= last_end + g and not last_cancelled
             if not (covered or in_grace):
                 continue
-            hit = [d for d in churns if s <= d < s + h and d + g <= last]
-            if hit:
-                out[account, s] = (1, hit[0])
+            ahead = [d for d in churns if s <= d + g]
+            if ahead and ahead[0] < s + h and ahead[0] + g <= last:
+                out[account, s] = (1, ahead[0])
             elif s + h + g <= last:
                 out[account, s] = (0, None)
             else:
                 out[account, s] = (None, None)
     return out
+
+
+def grid_rows(grid: pd.DataFrame) -> dict:
+    return {
+        (r.account_id, r.snapshot_date): (
+            None if pd.isna(r.label) else int(r.label),
+            None if pd.isna(r.churn_date) else r.churn_date,
+        )
+        for r in grid.itertuples()
+    }
 
 
 @settings(max_examples=15, deadline=None)
@@ -113,11 +135,87 @@ def test_labels_match_a_brute_force_reference(seed, grace, horizon):
     last = export_last_date(tables)
     dates = snapshot_dates("2024-01-01", last, 7)
     grid = build_grid(tables["contracts"], dates, horizon, grace, last)
-    got = {
-        (r.account_id, r.snapshot_date): (
-            None if pd.isna(r.label) else int(r.label),
-            None if pd.isna(r.churn_date) else r.churn_date,
-        )
-        for r in grid.itertuples()
-    }
-    assert got == brute_force_labels(tables["contracts"], dates, horizon, grace, last)
+    assert grid_rows(grid) == brute_force_labels(tables["contracts"], dates, horizon, grace, last)
+
+
+DAY0 = pd.Timestamp("2024-01-01")
+
+
+@st.composite
+def contract_books(draw) -> pd.DataFrame:
+    """Contracts with what real books have and random_export lacks: overlaps and add-ons, renewals
+    booked early or late, cancellations before the start, mid-term or after the end, ties."""
+    rows = []
+    for a in range(draw(st.integers(1, 4))):
+        begin = draw(st.integers(0, 60))
+        for k in range(draw(st.integers(1, 4))):
+            length = draw(st.sampled_from([1, 30, 90, 180, 365]))
+            cancel = draw(st.one_of(st.none(), st.integers(-10, length + 10)))
+            rows.append(
+                {
+                    "contract_id": f"a{a}-k{k}",
+                    "account_id": f"a{a}",
+                    "start_date": DAY0 + pd.Timedelta(days=begin),
+                    "end_date": DAY0 + pd.Timedelta(days=begin + length),
+                    "status": "ended" if cancel is None else "cancelled",
+                    "cancel_date": pd.NaT if cancel is None else DAY0 + pd.Timedelta(days=begin + cancel),
+                }
+            )
+            begin += length + draw(st.sampled_from([-200, -30, -1, 0, 1, 10, 29, 30, 31, 45, 90]))
+    frame = pd.DataFrame(rows)
+    return pd.DataFrame(
+        {
+            "contract_id": frame["contract_id"].astype("string"),
+            "account_id": frame["account_id"].astype("string"),
+            "start_date": frame["start_date"].astype("datetime64[ns]"),
+            "end_date": frame["end_date"].astype("datetime64[ns]"),
+            "arr": pd.Series(1000.0, index=frame.index),
+            "seats": pd.array([10] * len(frame), dtype="Int64"),
+            "status": frame["status"].astype("string"),
+            "cancel_date": frame["cancel_date"].astype("datetime64[ns]"),
+        }
+    )
+
+
+def turning_points(contracts: pd.DataFrame, grace: int) -> list[pd.Timestamp]:
+    """The days around which membership can change: starts, ends, cancellations and grace ends, and the day after."""
+    days = set()
+    for column in ("start_date", "end_date", "cancel_date"):
+        for day in contracts[column].dropna():
+            for shift in (0, 1, grace, grace + 1):
+                days.add(day + pd.Timedelta(days=shift))
+    return sorted(days)
+
+
+def members(rows: dict) -> set:
+    return set(rows)
+
+
+@settings(max_examples=40, deadline=None)
+@given(contracts=contract_books(), grace=st.sampled_from([0, 10, 30]), data=st.data())
+def test_the_reference_grid_at_s_is_the_same_on_the_contracts_truncated_at_s(contracts, grace, data):
+    """The brute-force membership reads the past only (and build_grid matches it, below) at turning points."""
+    last = pd.Timestamp("2026-06-01")
+    points = turning_points(contracts, grace)
+    for s in data.draw(st.lists(st.sampled_from(points), min_size=1, max_size=12, unique=True)):
+        full = brute_force_labels(contracts, [s], 90, grace, last)
+        assert members(full) == members(brute_force_labels(truncate_contracts(contracts, s), [s], 90, grace, last))
+
+
+@settings(max_examples=10, deadline=None)
+@given(contracts=contract_books(), grace=st.sampled_from([0, 10, 30]), data=st.data())
+def test_the_grid_at_s_is_the_same_on_the_contracts_truncated_at_s(contracts, grace, data):
+    last = pd.Timestamp("2026-06-01")
+    s = data.draw(st.sampled_from(turning_points(contracts, grace)))
+    full = build_grid(contracts, pd.DatetimeIndex([s]), 90, grace, last)
+    past = build_grid(truncate_contracts(contracts, s), pd.DatetimeIndex([s]), 90, grace, last)
+    assert sorted(full["account_id"]) == sorted(past["account_id"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(contracts=contract_books(), grace=st.sampled_from([0, 10, 30]), horizon=st.sampled_from([30, 90]))
+def test_labels_of_overlapping_and_cancelled_contracts_match_the_brute_force(contracts, grace, horizon):
+    last = pd.Timestamp("2025-06-01")
+    dates = snapshot_dates(DAY0, "2025-12-31", 3)
+    grid = build_grid(contracts, dates, horizon, grace, last)
+    assert grid_rows(grid) == brute_force_labels(contracts, dates, horizon, grace, last)

@@ -1,6 +1,6 @@
 import pandas as pd
 import pytest
-from canonical_frames import accounts, contracts, emails
+from canonical_frames import accounts, contracts, emails, truncate_contracts
 
 from features.export_date import export_last_date
 from features.snapshots import build_grid, normalise_dates, snapshot_dates
@@ -104,3 +104,69 @@ def test_export_last_date_ignores_planned_contract_ends(three_accounts_contracts
     assert export_last_date({"accounts": tables["accounts"], "contracts": three_accounts_contracts}) == pd.Timestamp(
         "2025-07-11"
     )
+
+
+# ---------------------------------------------------------------- membership from the past only
+
+LATER = pd.Timestamp("2026-12-31")  # every horizon and grace period of these tests is observed
+AROUND_THE_END = normalise_dates(
+    ["2025-06-30", "2025-07-01", "2025-07-10", "2025-07-11", "2025-07-30", "2025-07-31", "2025-08-15"]
+)
+
+
+@pytest.fixture
+def overdue_contracts() -> pd.DataFrame:
+    return contracts(
+        # O's term ends 2025-06-30 and nobody renews: overdue for the 30-day grace period, then gone
+        {"account_id": "O", "start_date": "2025-01-01", "end_date": "2025-06-30"},
+        # R's renewal is booked 10 days after the end: overdue until it starts, then covered
+        {"account_id": "R", "start_date": "2025-01-01", "end_date": "2025-06-30"},
+        {"account_id": "R", "start_date": "2025-07-10", "end_date": "2026-07-10"},
+        # X cancels on 2025-06-20, before its end date: gone after the cancel date, no grace period
+        {"account_id": "X", "start_date": "2025-01-01", "end_date": "2025-12-31", "cancel_date": "2025-06-20"},
+        # Y cancels on 2025-06-25 and signs a new contract on 2025-07-05 (within grace): not a churn,
+        # but out of the grid between the cancellation and the new contract's start
+        {"account_id": "Y", "start_date": "2025-01-01", "end_date": "2025-12-31", "cancel_date": "2025-06-25"},
+        {"account_id": "Y", "start_date": "2025-07-05", "end_date": "2026-07-05"},
+    )
+
+
+def test_an_overdue_renewal_stays_in_the_grid_through_the_grace_period(overdue_contracts):
+    rows = as_rows(build_grid(overdue_contracts, AROUND_THE_END, 90, 30, LATER))
+    # without a renewal: in the grid up to end + 30 days, label 1, churn date the term's end (before s)
+    assert {k: v for k, v in rows.items() if k[0] == "O"} == {
+        ("O", "2025-06-30"): (1, "2025-06-30"),
+        ("O", "2025-07-01"): (1, "2025-06-30"),
+        ("O", "2025-07-10"): (1, "2025-06-30"),
+        ("O", "2025-07-11"): (1, "2025-06-30"),
+        ("O", "2025-07-30"): (1, "2025-06-30"),
+    }
+    # with the renewal booked 10 days late: the same membership up to the renewal, label 0
+    assert {k: v for k, v in rows.items() if k[0] == "R"} == {(a, d): (0, None) for a, d in rows if a == "R"}
+    assert sorted(d for a, d in rows if a == "R") == [d.strftime("%Y-%m-%d") for d in AROUND_THE_END]
+
+
+def test_no_grace_period_after_a_cancellation(overdue_contracts):
+    dates = normalise_dates(["2025-06-20", "2025-06-21", "2025-06-25", "2025-06-26", "2025-07-05", "2025-07-06"])
+    rows = as_rows(build_grid(overdue_contracts, dates, 90, 30, LATER))
+    assert {k: v for k, v in rows.items() if k[0] == "X"} == {("X", "2025-06-20"): (1, "2025-06-20")}
+    # Y's new contract continues the spell (label 0), but the gap after the cancellation is not active
+    assert {k: v for k, v in rows.items() if k[0] == "Y"} == {
+        ("Y", "2025-06-20"): (0, None),
+        ("Y", "2025-06-21"): (0, None),
+        ("Y", "2025-06-25"): (0, None),
+        ("Y", "2025-07-06"): (0, None),
+    }
+
+
+def test_an_unconfirmed_overdue_churn_is_scored_not_labelled(overdue_contracts):
+    # the export ends 2025-07-20: O's term end + 30 days is not observed yet, and neither is R's horizon
+    rows = as_rows(build_grid(overdue_contracts, normalise_dates(["2025-07-11"]), 90, 30, pd.Timestamp("2025-07-20")))
+    assert rows[("O", "2025-07-11")] == (None, None) and rows[("R", "2025-07-11")] == (None, None)
+
+
+def test_the_grid_does_not_change_when_renewals_and_cancellations_are_not_yet_known(overdue_contracts):
+    for s in AROUND_THE_END.append(normalise_dates(["2025-06-21", "2025-06-26", "2025-07-05", "2025-07-06"])):
+        full = build_grid(overdue_contracts, pd.DatetimeIndex([s]), 90, 30, LATER)
+        past = build_grid(truncate_contracts(overdue_contracts, s), pd.DatetimeIndex([s]), 90, 30, LATER)
+        assert sorted(full["account_id"]) == sorted(past["account_id"]), s

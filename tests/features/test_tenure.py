@@ -54,3 +54,51 @@ def test_first_year_account():
     assert b["contract_renewals_count"] == 0.0
     assert math.isnan(b["contract_arr_change_ratio_last_renewal"])
     assert math.isnan(b["contract_seats_change_seats_last_renewal"])
+
+
+def nan_as_none(values):
+    return [None if math.isnan(v) else v for v in values]
+
+
+def test_renewal_countdown_and_overdue_days_split_the_distance_to_the_terms_end():
+    # A's second term ends 2025-01-01 and the third starts that day: never overdue
+    f = features_at(("A", "2024-12-31"), ("A", "2025-01-01"), ("A", "2025-01-02"))
+    assert [f["A", d]["renewal_countdown_days"] for d in ("2024-12-31", "2025-01-01", "2025-01-02")] == [1, 0, 364]
+    assert [f["A", d]["renewal_overdue_days"] for d in ("2024-12-31", "2025-01-01", "2025-01-02")] == [0, 0, 0]
+    # B's term ends 2025-03-01 with no renewal booked: no countdown once it has ended, overdue days count up
+    days = ("2025-02-27", "2025-03-01", "2025-03-02", "2025-03-31")
+    b = features_at(*[("B", d) for d in days])
+    assert nan_as_none([b["B", d]["renewal_countdown_days"] for d in days]) == [2, 0, None, None]
+    assert [b["B", d]["renewal_overdue_days"] for d in days] == [0, 0, 1, 30]
+
+
+def test_a_renewal_booked_late_ends_the_overdue_days_only_once_it_has_started():
+    booked_late = contracts(
+        {"account_id": "R", "start_date": "2025-01-01", "end_date": "2025-06-30"},
+        {"account_id": "R", "start_date": "2025-07-10", "end_date": "2026-07-10"},
+    )
+    grid = pd.DataFrame(
+        {
+            "account_id": pd.Series(["R"] * 4, dtype="string"),
+            "snapshot_date": pd.to_datetime(["2025-07-01", "2025-07-10", "2025-07-11", "2025-07-12"]),
+        }
+    )
+    out = tenure_features({"contracts": booked_late}, grid)
+    assert out["renewal_overdue_days"].tolist() == [1.0, 10.0, 0.0, 0.0]
+    assert nan_as_none(out["renewal_countdown_days"]) == [None, None, 364.0, 363.0]
+
+
+def test_a_cancellation_ends_the_term_once_it_is_known():
+    cancelled = contracts(
+        {"account_id": "X", "start_date": "2025-01-01", "end_date": "2025-12-31", "cancel_date": "2025-06-20"},
+    )
+    grid = pd.DataFrame(
+        {
+            "account_id": pd.Series(["X"] * 3, dtype="string"),
+            "snapshot_date": pd.to_datetime(["2025-06-20", "2025-06-21", "2025-06-30"]),
+        }
+    )
+    out = tenure_features({"contracts": cancelled}, grid)
+    # up to the cancel date the planned end is all that is known; after it, the term ended on that day
+    assert nan_as_none(out["renewal_countdown_days"]) == [194.0, None, None]
+    assert out["renewal_overdue_days"].tolist() == [0.0, 1.0, 10.0]
