@@ -622,7 +622,8 @@ def _render_table(verdict: TableVerdict) -> list[str]:
             line += "; candidates " + ", ".join(f"{g.source} {g.score:.2f}" for g in cv.guesses)
         lines.append(line)
         if cv.vocabulary:
-            unknown = f"; not canonical: {', '.join(cv.vocabulary_unknown)}" if cv.vocabulary_unknown else ""
+            unknown = ", ".join(cv.vocabulary_unknown)
+            unknown = f"; unmapped (filtered, else rejected): {unknown}" if unknown else ""
             lines.append(f"     {'':<{width}} values {', '.join(cv.vocabulary)}{unknown}")
     left = [c for c in verdict.unread if not any(g.source == c for cv in verdict.columns for g in cv.guesses[:1])]
     if left:
