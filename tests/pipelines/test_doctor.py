@@ -124,3 +124,15 @@ def test_row_count_of_csv_and_parquet(tmp_path):
     frame.to_parquet(tmp_path / "a.parquet")
     assert doctor.count_rows(tmp_path / "a.csv") == (5, False)
     assert doctor.count_rows(tmp_path / "a.parquet") == (5, True)
+
+
+def test_cli_exit_codes(inhouse, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["doctor", "--export", str(tmp_path / "nope"), "--preset", "canonical"])
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
+    blocked = runner.invoke(app, ["doctor", "--export", str(inhouse), "--preset", "canonical"])
+    assert blocked.exit_code == 1 and "verdict: ingest would NOT run" in blocked.output
