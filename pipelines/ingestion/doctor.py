@@ -41,6 +41,7 @@ from pipelines.ingestion.readers import EXTENSIONS, ROW, find_file, read_export_
 from pipelines.ingestion.repairs import parse_dates
 
 SAMPLE_ROWS = 10_000
+UNKNOWN_ACCOUNT = "unknown account"  # the row rule's reason (pipeline.py)
 MATCH_THRESHOLD = 0.5  # a guess below this score is not proposed
 MIN_NAME_SCORE = 0.4  # nor one whose name has nothing in common with the canonical name
 MIN_NAME_RATIO = 0.62  # nor one alike only by spelling (difflib), not by words: createdate is not cancel_date
@@ -169,6 +170,7 @@ class TableVerdict:
     sample_kept: int | None = None
     sample_rejected: dict[str, int] = field(default_factory=dict)
     sample_filtered: int = 0
+    sample_unjudged: int = 0  # rows of accounts beyond the accounts sample: the unknown-account rule not judged
     date_range: tuple[str, str] | None = None
     date_column: str | None = None
 
@@ -507,12 +509,17 @@ def _ingest_sample(diagnosis: Diagnosis, mapping: Mapping, preset: str | Path, s
             return
         finally:
             quiet.setLevel(level)
+        accounts = next(t for t in diagnosis.tables if t.table.name == "accounts")
+        accounts_cut = accounts.rows is not None and accounts.rows > accounts.sample
         for verdict in diagnosis.tables:
             tr = report.tables.get(verdict.table.name)
             if tr is None:
                 continue
             verdict.sample_kept = tr.rows_kept
             verdict.sample_rejected = dict(tr.rows_rejected)
+            if accounts_cut and UNKNOWN_ACCOUNT in verdict.sample_rejected:
+                # their account may be beyond the accounts sample: not judged, not counted as rejected
+                verdict.sample_unjudged = verdict.sample_rejected.pop(UNKNOWN_ACCOUNT)
             verdict.sample_filtered = sum(tr.rows_filtered.values())
             dated = [c.name for c in verdict.table.columns if c.dtype in ("date", "timestamp")]
             if dated and tr.rows_kept:
@@ -610,6 +617,8 @@ def _render_table(verdict: TableVerdict) -> list[str]:
         share = rejected / verdict.sample
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(verdict.sample_rejected.items(), key=lambda kv: -kv[1]))
         filtered = f", {verdict.sample_filtered} filtered" if verdict.sample_filtered else ""
+        if verdict.sample_unjudged:
+            filtered += f", {verdict.sample_unjudged} of accounts beyond the accounts sample (not judged)"
         lines.append(f"   row rules on sample: {share:.1%} rejected{f' ({reasons})' if reasons else ''}{filtered}")
     width = max(len(c.column.name) for c in verdict.columns)
     for cv in verdict.columns:
