@@ -164,6 +164,30 @@ def bench(
     stage.main(sizes=[int(s) for s in sizes.split(",") if s], large=large)
 
 
+@app.command()
+@_user_errors_as_one_line
+def doctor(
+    export: Annotated[Path, typer.Option(help="Export folder to check.")],
+    preset: Annotated[
+        str | None, typer.Option(help="canonical, salesforce, hubspot or a mapping YAML (default: params).")
+    ] = None,
+    write_mapping: Annotated[
+        Path | None, typer.Option("--write-mapping", help="Write a starter mapping YAML with the best guesses.")
+    ] = None,
+    sample_rows: Annotated[int, typer.Option(help="Rows read per file.")] = 10_000,
+    verbose: Verbose = False,
+) -> None:
+    """Check an export against a preset from a sample: column sources, likely matches, rejects, verdict.
+
+    Exit 0 when ingest would run, 1 when it would not (the report says why), 2 on a usage error.
+    """
+    from pipelines.ingestion import doctor as stage
+
+    code = stage.main(export=export, preset=preset, write_mapping=write_mapping, sample_rows=sample_rows)
+    if code:
+        raise typer.Exit(code=code)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(prog_name="churn")
 
