@@ -488,7 +488,7 @@ def _guess_columns(frame: pd.DataFrame, verdict: TableVerdict) -> None:
 
 def _ingest_sample(diagnosis: Diagnosis, mapping: Mapping, preset: str | Path, sample_rows: int) -> None:
     """Run the real ingest on the first rows of every file; record kept/rejected counts and date ranges."""
-    from pipelines.ingestion.pipeline import ingest_export_to, reference_date
+    from pipelines.ingestion.pipeline import ingest_export_to
 
     with tempfile.TemporaryDirectory(prefix="churn-doctor-") as tmp:
         sample_dir = Path(tmp) / diagnosis.export.name
@@ -501,7 +501,9 @@ def _ingest_sample(diagnosis: Diagnosis, mapping: Mapping, preset: str | Path, s
         level = quiet.level
         quiet.setLevel(logging.WARNING)
         try:
-            report = ingest_export_to(sample_dir, out, preset, reference=reference_date(diagnosis.export))
+            # The sample is the files' first rows, so it cannot tell where the export ends: only
+            # rows dated after today are judged future-dated here; ingest infers the real date.
+            report = ingest_export_to(sample_dir, out, preset, export_date=dt.datetime.now(dt.UTC).date())
         except (InputError, ConfigError) as exc:
             message = str(exc).replace(str(sample_dir), str(diagnosis.export))
             diagnosis.ingest_error = message
