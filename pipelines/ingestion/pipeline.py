@@ -66,6 +66,7 @@ REPAIRS = "_repairs"  # staged bit set: which repair rules touched the row
 ID_STRIPPED = "id whitespace stripped"
 CASE_NORMALISED = "category case normalised"
 OFFSET_CONVERTED = "offset converted to UTC"
+FOLLOW_UP_BLANKED = "follow-up date after the export date blanked (not yet happened)"
 STAGING = "_staging"
 LOG = logging.getLogger("churn.ingest")
 
@@ -369,7 +370,7 @@ def _with_last(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, b
 
 def _repair_rules(source: SourceSpec) -> list[str]:
     """Names of the repair rules, in a fixed order: bit i of a staged row's ``_repairs`` is rule i."""
-    return [ID_STRIPPED, CASE_NORMALISED, OFFSET_CONVERTED, *repair_rules(source)]
+    return [ID_STRIPPED, CASE_NORMALISED, OFFSET_CONVERTED, FOLLOW_UP_BLANKED, *repair_rules(source)]
 
 
 def _chunk(job: _ChunkJob, chunk: pd.DataFrame, cut_row: int | None) -> _ChunkResult:
@@ -392,6 +393,7 @@ def _chunk(job: _ChunkJob, chunk: pd.DataFrame, cut_row: int | None) -> _ChunkRe
     typed = _typed(text, source, table, verdicts, repaired, watch, rows)
     typed, derived = apply_derivations(typed, source.derive)
     repaired.update(derived)
+    repaired[FOLLOW_UP_BLANKED] = repairs.blank_future_follow_ups(typed, table, job.reference)
     _apply_row_rules(typed, table, job.reference, job.known_accounts, verdicts)
     verdicts.reject_each(
         repairs.schema_failures(_canonical_dtypes(typed[verdicts.alive], table), ROW_SCHEMAS[table.name], str(path))

@@ -32,10 +32,13 @@ FUTURE_CHECKED = {
     "contracts": ("start_date",),
     "emails": ("sent_at",),
     "meetings": ("start_at",),
-    "tickets": ("created_at", "first_response_at", "closed_at"),
+    "tickets": ("created_at",),
     "usage_events": ("event_at",),
-    "surveys": ("sent_at", "responded_at"),
+    "surveys": ("sent_at",),
 }
+# What happened to a row later: after the export date it had not happened yet when the export
+# was taken (a ticket still open, a survey not yet answered), so the value is blanked, not the row lost.
+FOLLOW_UPS = {"tickets": ("first_response_at", "closed_at"), "surveys": ("responded_at",)}
 _TRUE = ("true", "t", "yes", "y", "1", "1.0")
 _FALSE = ("false", "f", "no", "n", "0", "0.0")
 _OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*[+-]\d{2}:?\d{2}$"
@@ -247,6 +250,20 @@ def future_dated(frame: pd.DataFrame, table: Table, reference: dt.date) -> dict[
             limit = limit.tz_localize("UTC")
         found[name] = (values >= limit).fillna(False)
     return found
+
+
+def blank_future_follow_ups(frame: pd.DataFrame, table: Table, reference: dt.date) -> pd.Series:
+    """Blank the follow-up dates (``FOLLOW_UPS``) after the export date, in place; which rows changed."""
+    changed = pd.Series(False, index=frame.index)
+    limit = pd.Timestamp(reference) + pd.Timedelta(days=DEFAULT_FUTURE_TOLERANCE_DAYS + 1)
+    for name in FOLLOW_UPS.get(table.name, ()):
+        values = frame[name]
+        late = (values >= (limit.tz_localize("UTC") if isinstance(values.dtype, pd.DatetimeTZDtype) else limit)).fillna(
+            False
+        )
+        frame.loc[late, name] = pd.NaT
+        changed |= late
+    return changed
 
 
 def schema_failures(frame: pd.DataFrame, schema: pa.DataFrameSchema, where: str) -> pd.Series:

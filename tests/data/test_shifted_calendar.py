@@ -27,7 +27,7 @@ def _params(tmp: Path, name: str = "params.yaml", **train) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["paths"]["playbook"] = str(ROOT / params["paths"]["playbook"])
     params["demo"].update({"start": START.isoformat(), "end": END.isoformat()})
-    params["data"] = {"export_dir": str(tmp / "export"), "preset": "canonical"}
+    params["data"].update(export_dir=str(tmp / "export"), preset="canonical")
     params["train"].update(train)
     path = tmp / name
     path.write_text(yaml.safe_dump(params))

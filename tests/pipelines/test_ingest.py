@@ -340,6 +340,29 @@ def test_a_given_export_date_is_honoured(in_tmp, monkeypatch):
     assert read_export_date(out).date == dt.date(2025, 3, 3)
 
 
+def test_follow_up_dates_after_the_export_date_are_blanked_not_the_row_lost(tmp_path):
+    """A ticket opened before the export date and closed after it was open when the export was taken:
+    the ticket stays, its closing is not known yet (so a live export cut at the export date reads the same)."""
+    export = tmp_path / "export"
+    export.mkdir()
+    for name in ("accounts.csv", "contracts.csv"):
+        (export / name).write_bytes((FIXTURES / "messy" / name).read_bytes())
+    (export / "tickets.csv").write_text(
+        "ticket_id,account_id,created_at,first_response_at,closed_at,priority,is_escalated,csat\n"
+        "t1,a1,2025-03-01T10:00:00Z,2025-03-01T12:00:00Z,2025-03-02T10:00:00Z,high,false,\n"
+        "t2,a1,2025-03-02T10:00:00Z,2025-03-06T12:00:00Z,2025-03-09T10:00:00Z,low,false,\n"
+        "t3,a1,2025-03-09T10:00:00Z,,,low,false,\n"
+    )
+    result = ingest_export(export, "canonical", dt.date(2025, 3, 3))
+    tickets = result.tables["tickets"].set_index("ticket_id")
+    assert list(tickets.index) == ["t1", "t2"]  # t3 was opened after the export date: future-dated
+    assert tickets.loc["t1", "closed_at"] == pd.Timestamp("2025-03-02T10:00:00Z")
+    assert pd.isna(tickets.loc["t2", "first_response_at"]) and pd.isna(tickets.loc["t2", "closed_at"])
+    report = result.report.tables["tickets"]
+    assert report.rows_repaired == {"follow-up date after the export date blanked (not yet happened)": 1}
+    assert report.rows_rejected == {"future-dated (after export date 2025-03-03)": 1}
+
+
 # --- nothing lost quietly: the rejection limit -----------------------------------------------
 
 
