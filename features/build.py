@@ -29,8 +29,6 @@ from features.snapshots import build_grid, normalise_dates, snapshot_dates
 
 LOG = logging.getLogger("churn.features")
 
-LABEL_COLUMNS = ["label", "churn_date"]
-
 
 @dataclass(frozen=True)
 class Family:

@@ -32,6 +32,17 @@ booked within the grace period continues the spell (label 0 unless the spell end
 horizon), no renewal makes the term's end the churn date, which is then *before* ``s`` (label 1,
 ``churn_date < s``).
 
+**Renewal label.** The 90-day label can only be high inside the last 90 days of a term (churn
+is realised when a term ends), so it cannot warn a quarter ahead of a renewal. The renewal
+label asks the question a CSM can still act on months ahead: does *the current term* renew?
+The current term ends at ``term_end``, the latest effective end of the contracts known at
+``s`` (so with overlaps the one ending last; for an overdue row the term that has ended).
+``renewal_label`` is 0 when the row's spell goes on past ``term_end`` (a next term started
+within ``grace_days``; it is in the export, so it is observed), 1 when the spell ends at or
+before ``term_end`` (no renewal, or a cancellation) and that churn is confirmed, ``<NA>``
+otherwise. Every snapshot of one term shares ``term_end`` and the label, so a split must keep
+a term's snapshots together (``models.windows`` splits the renewal model by ``term_end``).
+
 Labels look ahead by design (that is what a label is); membership and features never do.
 """
 
@@ -45,6 +56,8 @@ import pandas as pd
 from features.duck import connect, query
 
 DateLike = dt.date | str | pd.Timestamp
+# The grid's look-ahead columns: targets and what evaluation needs, never features.
+LABEL_COLUMNS = ("label", "churn_date", "term_end", "renewal_label")
 
 
 def _as_day(value: pd.Timestamp) -> pd.Timestamp:
@@ -127,7 +140,7 @@ def members_sql(grace_days: int) -> str:
                max(CASE WHEN cancelled THEN eff_end END) AS last_cancel
         FROM known_terms GROUP BY account_id, snapshot_date
     )
-    SELECT account_id, snapshot_date
+    SELECT account_id, snapshot_date, last_end AS term_end
     FROM last_terms
     WHERE last_end >= snapshot_date OR last_cancel IS NULL OR last_cancel < last_end
     """
@@ -139,7 +152,7 @@ def grid_sql(horizon_days: int, grace_days: int, last_date: pd.Timestamp) -> str
     A spell end ``D`` is a *confirmed* churn only once ``D + grace_days`` is observed;
     label 1 when the row's spell ends in a confirmed churn before ``s + horizon`` (``D < s`` for
     an overdue row that was not renewed), 0 when it does not and ``s + horizon + grace <=
-    last_date``, NULL otherwise (still to be observed: scored).
+    last_date``, NULL otherwise (still to be observed: scored). ``renewal_label``: see the module.
     """
     last = last_date.strftime("%Y-%m-%d")
     h, g = int(horizon_days), int(grace_days)
@@ -147,7 +160,7 @@ def grid_sql(horizon_days: int, grace_days: int, last_date: pd.Timestamp) -> str
     WITH spells AS ({spells_sql(grace_days)}),
     members AS ({members_sql(grace_days)}),
     rows AS (
-        SELECT m.account_id, m.snapshot_date, sp.spell_end,
+        SELECT m.account_id, m.snapshot_date, m.term_end, sp.spell_end,
                sp.spell_end + INTERVAL '{g}' DAY <= TIMESTAMP '{last}' AS churn_confirmed
         FROM members m JOIN spells sp
           ON sp.account_id = m.account_id AND m.snapshot_date > sp.spell_start
@@ -157,7 +170,9 @@ def grid_sql(horizon_days: int, grace_days: int, last_date: pd.Timestamp) -> str
            CASE WHEN churn_confirmed AND spell_end < snapshot_date + INTERVAL '{h}' DAY THEN 1
                 WHEN snapshot_date + INTERVAL '{h + g}' DAY <= TIMESTAMP '{last}' THEN 0
            END AS label,
-           CASE WHEN churn_confirmed AND spell_end < snapshot_date + INTERVAL '{h}' DAY THEN spell_end END AS churn_date
+           CASE WHEN churn_confirmed AND spell_end < snapshot_date + INTERVAL '{h}' DAY THEN spell_end END AS churn_date,
+           term_end,
+           CASE WHEN spell_end > term_end THEN 0 WHEN churn_confirmed THEN 1 END AS renewal_label
     FROM rows
     ORDER BY snapshot_date, account_id
     """
@@ -190,5 +205,7 @@ def build_grid(
             "snapshot_date": pd.to_datetime(grid["snapshot_date"]).astype("datetime64[ns]"),
             "label": grid["label"].astype("Int8"),
             "churn_date": pd.to_datetime(grid["churn_date"]).astype("datetime64[ns]"),
+            "term_end": pd.to_datetime(grid["term_end"]).astype("datetime64[ns]"),
+            "renewal_label": grid["renewal_label"].astype("Int8"),
         }
     )

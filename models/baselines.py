@@ -3,6 +3,8 @@
 - ``logistic_baseline``: what a careful analyst would fit first (impute, scale, one-hot, logistic regression).
 - ``HealthScore``: the weighted red-flag score customer-success tools ship, mapped to a
   probability on the validation window so its Brier score is comparable.
+- ``RenewalCalendar``: what a CS team does without a model: work the renewals in order of
+  ARR × nearness, mapped to a probability on validation the same way.
 """
 
 from __future__ import annotations
@@ -99,27 +101,62 @@ class HealthScore:
         return self.calibrator_.predict(self.score(frame))
 
 
+NEARNESS_DAYS = 30.0  # the renewal calendar's scale: a renewal a month away weighs half one due now
+
+
+@dataclass
+class RenewalCalendar:
+    """ARR × nearness of the renewal (1 when due or overdue, 1/2 a month ahead, 1/7 six months ahead)."""
+
+    arr: str | None
+    days_to_renewal: str | None
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        days = (
+            pd.to_numeric(frame[self.days_to_renewal], errors="coerce").fillna(0).clip(lower=0).to_numpy(dtype=float)
+            if self.days_to_renewal in frame
+            else np.zeros(len(frame))
+        )
+        arr = pd.to_numeric(frame[self.arr], errors="coerce") if self.arr in frame else pd.Series(1.0, frame.index)
+        arr = arr.fillna(arr.median() if arr.notna().any() else 1.0).to_numpy(dtype=float)
+        return arr / (1.0 + days / NEARNESS_DAYS)
+
+    def fit(self, valid: pd.DataFrame, labels: np.ndarray) -> "RenewalCalendar":
+        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(self.score(valid), labels)
+        return self
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.calibrator_.predict(self.score(frame))
+
+
 @dataclass
 class Baselines:
-    """The two references every model figure is read against, fitted on the same split."""
+    """The references every model figure is read against, fitted on the same split."""
 
     logistic: Pipeline
     health: HealthScore
+    calendar: RenewalCalendar
     features: list[str]
     categorical: list[str]
 
     def predict_proba(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Churn probabilities of both baselines for the rows of ``frame``."""
+        """Churn probabilities of the baselines for the rows of ``frame``."""
         X = as_object_categoricals(frame[self.features], self.categorical)
-        return {"logistic": self.logistic.predict_proba(X)[:, 1], "health": self.health.predict_proba(frame)}
+        return {
+            "logistic": self.logistic.predict_proba(X)[:, 1],
+            "health": self.health.predict_proba(frame),
+            "calendar": self.calendar.predict_proba(frame),
+        }
 
 
 def fit_baselines(parts: dict[str, pd.DataFrame], catalogue: Catalogue, seed: int, label: str = "label") -> Baselines:
-    """The logistic-regression pipeline (fit on train) and the health score (mapped on validation)."""
+    """The logistic-regression pipeline (fit on train); the health score and the renewal calendar (mapped on validation)."""
     features, categorical = catalogue.names, catalogue.categorical
     numeric = [f for f in features if f not in categorical]
     logistic = logistic_baseline(numeric, categorical, seed=seed)
     train = parts["train"]
     logistic.fit(as_object_categoricals(train[features], categorical), train[label].astype(int))
-    health = HealthScore().fit(parts["valid"], parts["valid"][label].astype(int).to_numpy())
-    return Baselines(logistic, health, features, categorical)
+    y_valid = parts["valid"][label].astype(int).to_numpy()
+    health = HealthScore().fit(parts["valid"], y_valid)
+    calendar = RenewalCalendar(catalogue.arr, catalogue.days_to_renewal).fit(parts["valid"], y_valid)
+    return Baselines(logistic, health, calendar, features, categorical)

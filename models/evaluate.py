@@ -17,6 +17,7 @@ from sklearn.metrics import (
 )
 
 from features.catalogue import Catalogue
+from features.snapshots import LABEL_COLUMNS
 
 
 def top_share_mask(probability: np.ndarray, share: float) -> np.ndarray:
@@ -118,8 +119,10 @@ def improvement(model: dict[str, float], baseline: dict[str, float]) -> dict[str
 
 # ---------------------------------------------------------------- the test window, model and baselines side by side
 
-MODEL_NAMES = ("model", "logistic", "health")
-PREDICTION_KEYS = ("account_id", "snapshot_date", "label", "churn_date")
+MODEL_NAMES = ("model", "logistic", "health", "calendar")
+BASELINES = MODEL_NAMES[1:]
+BEYOND_DAYS = (90, 180)  # lead times the 90-day model cannot see: renewals further away than this
+PREDICTION_KEYS = ("account_id", "snapshot_date", *LABEL_COLUMNS)
 
 
 def test_predictions(test: pd.DataFrame, probabilities: dict[str, np.ndarray], catalogue: Catalogue) -> pd.DataFrame:
@@ -149,9 +152,29 @@ def test_evaluation(
     metrics = {name: classification_metrics(y, p, arr) for name, p in probabilities.items()}
     return {
         "test": metrics,
-        "improvement": {b: improvement(metrics["model"], metrics[b]) for b in ("logistic", "health")},
+        "improvement": {b: improvement(metrics["model"], metrics[b]) for b in BASELINES if b in metrics},
         "health_flags": health_flags,
+        "roc_auc_beyond": auc_beyond(test, probabilities, catalogue),
     }
+
+
+def auc_beyond(test: pd.DataFrame, probabilities: dict[str, np.ndarray], catalogue: Catalogue) -> dict:
+    """ROC AUC of each model on the rows whose renewal is more than 90 (180) days away: early warning."""
+    days = catalogue.days_to_renewal
+    if days not in test:
+        return {}
+    y = test["label"].astype(int).to_numpy()
+    countdown = pd.to_numeric(test[days], errors="coerce").fillna(0).to_numpy(dtype=float)
+    out: dict[str, dict] = {}
+    for beyond in BEYOND_DAYS:
+        rows = countdown > beyond
+        both = rows.any() and 0 < y[rows].sum() < rows.sum()
+        out[f"{beyond}d"] = {
+            "rows": int(rows.sum()),
+            "positives": int(y[rows].sum()),
+            **{name: (float(roc_auc_score(y[rows], p[rows])) if both else None) for name, p in probabilities.items()},
+        }
+    return out
 
 
 def curve_frames(pred: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -176,10 +199,20 @@ def importance_frame(booster) -> pd.DataFrame:
     return frame.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def metrics_document(evaluation: dict, pred: pd.DataFrame) -> dict:
-    """metrics.json: model and baselines side by side, improvements, reliability and per-segment AUC."""
+def summary_document(evaluation: dict) -> dict:
+    """The model and its baselines side by side, the gains and the AUC beyond 90/180 days, rounded."""
     doc = {name: {k: round(v, 6) for k, v in evaluation["test"][name].items()} for name in MODEL_NAMES}
     doc["model_vs"] = {b: {k: round(v, 6) for k, v in d.items()} for b, d in evaluation["improvement"].items()}
+    doc["roc_auc_beyond"] = {
+        days: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
+        for days, d in evaluation.get("roc_auc_beyond", {}).items()
+    }
+    return doc
+
+
+def metrics_document(evaluation: dict, pred: pd.DataFrame) -> dict:
+    """metrics.json: model and baselines side by side, improvements, reliability and per-segment AUC."""
+    doc = summary_document(evaluation)
     y, p = pred["label"].to_numpy(), pred["p_model"].to_numpy()
     doc["reliability"] = reliability_table(y, p).round(6).to_dict(orient="records")
     context = [c for c in pred.columns if c not in (*PREDICTION_KEYS, "arr") and not c.startswith("p_")]

@@ -20,7 +20,12 @@ from features.catalogue import SIGNALS, FeatureSpec, format_value
 if TYPE_CHECKING:  # train imports explain (reference values), so the model type is for hints only
     from models.train import ChurnModel
 
-NOT_A_REASON = {"context"}  # region/segment explain a score but are nothing a CSM can act on
+# Signals that explain a score but are nothing a CSM can act on: region/segment, and the renewal's
+# timing (it is in days_to_renewal; "the contract ends in 40 days" is a date, not a cause).
+NOT_A_REASON = {"context", "renewal"}
+NO_WARNING_SIGN = (
+    "No behavioural warning sign: contact, meetings, usage, support and feedback look like retained accounts'"
+)
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,9 @@ def word_reason(spec: FeatureSpec, value, reference: float | None) -> str:
 def risky_side(X: pd.DataFrame, specs: dict[str, FeatureSpec], references: dict[str, float]) -> pd.DataFrame:
     """Whether each value can honestly be called a risk: known, and on the risky side of retained accounts.
 
-    A feature with no direction or no reference only needs a value. "No data" or a reassuring
-    value (a QBR *was* held) may still move the score, but it is no reason a CSM can act on.
+    A feature with no reference only needs a value; one with no risk direction (current ARR)
+    has no risky side and is never a reason. "No data" or a reassuring value (a QBR *was* held)
+    may still move the score, but it is no reason a CSM can act on.
     """
     mask = {}
     for name in X.columns:
@@ -103,7 +109,10 @@ def risky_side(X: pd.DataFrame, specs: dict[str, FeatureSpec], references: dict[
         v = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=float)
         ref = references.get(name)
         known = ~np.isnan(v)
-        mask[name] = known if spec.risk_direction == 0 or ref is None else known & ((v - ref) * spec.risk_direction > 0)
+        if spec.risk_direction == 0:
+            mask[name] = np.zeros(len(v), dtype=bool)
+        else:
+            mask[name] = known if ref is None else known & ((v - ref) * spec.risk_direction > 0)
     return pd.DataFrame(mask, index=X.index)
 
 
@@ -114,7 +123,9 @@ def top_reasons(
     references: dict[str, float],
     top: int = 3,
 ) -> pd.DataFrame:
-    """Per account, the ``top`` risk-raising signals with a sentence each, strongest first.
+    """Per account, the ``top`` risk-raising behavioural signals with a sentence each, strongest first.
+
+    An account with none gets ``NO_WARNING_SIGN`` as its first reason (and no play).
 
     A signal's weight is the summed contribution of its features whose values are on the risky
     side (``risky_side``); it is a reason when that sum raises risk. Its sentence is worded from
@@ -152,6 +163,8 @@ def top_reasons(
         for col in (f"reason_{r}", f"signal_{r}"):
             if col not in out:
                 out[col] = pd.Series(pd.NA, index=out.index, dtype="string")
+    if top:  # said plainly rather than a reason invented from a reassuring value
+        out["reason_1"] = out["reason_1"].astype("string").fillna(NO_WARNING_SIGN)
     return out
 
 

@@ -54,6 +54,7 @@ class TrainParams(StrictParams):
     scale_pos_weight: float | Literal["auto"]
     monotone: bool
     registered_model: str
+    renewal_registered_model: str
     experiment: str
 
     @model_validator(mode="after")
@@ -96,5 +97,6 @@ class ScoreParams(StrictParams):
     """The ``score`` section of params.yaml."""
 
     as_of: dt.date | None  # None: the day after the export date (recorded by ingest)
+    rank_by: Literal["renewal", "horizon"]  # the score the list is ranked, tiered and explained by
     top_reasons: int
-    tiers: dict[str, float]  # churn-probability thresholds per tier
+    tiers: dict[str, float]  # thresholds per tier, on the ranking's probability

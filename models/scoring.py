@@ -37,10 +37,12 @@ CSV_COLUMNS = [
     "arr",
     "renewal_date",
     "days_to_renewal",
+    "renewal_risk",
     "churn_probability",
     "change_7d",
     "what_changed",
     "risk_tier",
+    "arr_at_risk_at_renewal",
     "expected_arr_at_risk",
     "reason_1",
     "reason_2",
@@ -49,6 +51,7 @@ CSV_COLUMNS = [
     "play_2",
     "play_3",
     "model_version",
+    "renewal_model_version",
 ]
 
 
@@ -134,6 +137,14 @@ def calibrated(model: ChurnModel, contrib: explain.Contributions, index: pd.Inde
     )
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """A model and the version label it is reported under."""
+
+    model: ChurnModel
+    version: str
+
+
 def score_accounts(
     frame: pd.DataFrame,
     catalog: dict,
@@ -143,24 +154,46 @@ def score_accounts(
     model_version: str,
     params: ScoreParams,
     playbook: dict[str, str],
+    renewal: Scorer | None = None,
 ) -> ScoreResult:
-    """Probabilities, SHAP, reasons and plays for the accounts in ``frame`` at ``as_of`` (and a week before)."""
+    """Both risks, SHAP, reasons and plays for the accounts in ``frame`` at ``as_of`` (and a week before).
+
+    ``model`` gives ``churn_probability`` (within the horizon) and ``renewal`` gives
+    ``renewal_risk`` (the current term is not renewed). The list is ranked, tiered and explained
+    by ``params.rank_by``'s model: reasons, ``change_7d`` and ``what_changed`` follow its score.
+    """
+    if params.rank_by == "renewal" and renewal is None:
+        raise InputError(
+            "score.rank_by is renewal but there is no renewal model: run `dvc repro train_renewal` "
+            "(or set score.rank_by: horizon)"
+        )
     before = as_of - dt.timedelta(days=7)
     check_feature_drift(model, catalog, frame)
-    catalogue = Catalogue.from_json(catalog).only(model.features)
+    if renewal is not None:
+        check_feature_drift(renewal.model, catalog, frame)
+    ranking = renewal.model if params.rank_by == "renewal" and renewal is not None else model
+    catalogue = Catalogue.from_json(catalog).only(ranking.features)
     specs = catalogue.by_name
     now = frame[frame["snapshot_date"].dt.date == as_of].set_index("account_id", drop=False)
     prev = frame[frame["snapshot_date"].dt.date == before].set_index("account_id", drop=False)
     if now.empty:
         raise InputError(f"no account is active on {as_of}; check --as-of against the export's contract dates")
 
-    contrib_now = explain.shap_contributions(model, now)
-    contrib_prev = explain.shap_contributions(model, prev) if len(prev) else None
-    p_now = calibrated(model, contrib_now, now.index)
-    p_prev = calibrated(model, contrib_prev, prev.index) if contrib_prev is not None else pd.Series(dtype=float)
+    contrib_now = explain.shap_contributions(ranking, now)
+    contrib_prev = explain.shap_contributions(ranking, prev) if len(prev) else None
+    p_now = calibrated(ranking, contrib_now, now.index)
+    p_prev = calibrated(ranking, contrib_prev, prev.index) if contrib_prev is not None else pd.Series(dtype=float)
+    p_horizon = p_now if ranking is model else pd.Series(model.predict_proba(now), index=now.index)
+    p_renewal = (
+        p_now
+        if ranking is not model
+        else pd.Series(renewal.model.predict_proba(now), index=now.index)
+        if renewal is not None
+        else pd.Series(np.nan, index=now.index)
+    )
 
-    X_now = model.matrix(now)
-    references = model.metadata.get("retained_reference", {})
+    X_now = ranking.matrix(now)
+    references = ranking.metadata.get("retained_reference", {})
     reasons = explain.top_reasons(X_now, contrib_now, specs, references, top=params.top_reasons)
     changed = explain.what_changed(
         explain.signal_contributions(contrib_now, specs),
@@ -177,27 +210,36 @@ def score_accounts(
     out["owner"] = accounts["owner"].reindex(now.index) if "owner" in accounts else pd.NA
     for attribute in ("segment", "region"):  # account attributes, straight from the accounts table
         out[attribute] = accounts[attribute].reindex(now.index).astype("string") if attribute in accounts else pd.NA
-    out["arr"] = now[catalogue.arr].astype(float).round(2) if catalogue.arr else np.nan
-    renewal = catalogue.days_to_renewal
-    days = now[renewal].astype(float) if renewal else pd.Series(np.nan, index=now.index)
-    overdue = Catalogue.from_json(catalog).days_overdue  # shown even when the model does not use it
+    full = Catalogue.from_json(catalog)  # ARR and renewal dates are shown even when a model does not use them
+    out["arr"] = now[full.arr].astype(float).round(2) if full.arr and full.arr in now else np.nan
+    renewal_days = full.days_to_renewal
+    days = (
+        now[renewal_days].astype(float) if renewal_days and renewal_days in now else pd.Series(np.nan, index=now.index)
+    )
+    overdue = full.days_overdue
     if overdue and overdue in now:  # an overdue renewal: negative days, the renewal date is the term's end
         late = now[overdue].astype(float)
         days = days.where(~(late > 0), -late)
     out["days_to_renewal"] = days.round(0).astype("Int64")
     out["renewal_date"] = [(as_of + dt.timedelta(days=int(d))).isoformat() if pd.notna(d) else pd.NA for d in days]
-    out["churn_probability"] = p_now.round(4)
+    out["renewal_risk"] = p_renewal.round(4)
+    out["churn_probability"] = p_horizon.round(4)
     out["change_7d"] = (p_now - p_prev.reindex(now.index)).round(4)
     out["what_changed"] = changed.astype("string")
     out["risk_tier"] = risk_tier(p_now, params.tiers)
-    out["expected_arr_at_risk"] = (p_now * out["arr"]).round(2)
+    out["arr_at_risk_at_renewal"] = (p_renewal * out["arr"]).round(2)
+    out["expected_arr_at_risk"] = (p_horizon * out["arr"]).round(2)
     for r in range(1, 4):
         out[f"reason_{r}"] = reasons[f"reason_{r}"] if f"reason_{r}" in reasons else pd.NA
         out[f"play_{r}"] = plays.plays_for(reasons[f"signal_{r}"], playbook) if f"signal_{r}" in reasons else pd.NA
     out["model_version"] = model_version
-    out = out.sort_values(
-        ["expected_arr_at_risk", "churn_probability", "account_id"], ascending=[False, False, True], kind="stable"
+    out["renewal_model_version"] = renewal.version if renewal is not None else pd.NA
+    at_risk, probability = (
+        ("arr_at_risk_at_renewal", "renewal_risk")
+        if ranking is not model
+        else ("expected_arr_at_risk", "churn_probability")
     )
+    out = out.sort_values([at_risk, probability, "account_id"], ascending=[False, False, True], kind="stable")
     out["rank"] = np.arange(1, len(out) + 1)
     explanations = explain.explanations_long(now[["account_id", "snapshot_date"]], X_now, contrib_now)
     return ScoreResult(out[CSV_COLUMNS].reset_index(drop=True), explanations, contrib_now, X_now, p_now)
@@ -212,7 +254,8 @@ def build_scores(
     params: ScoreParams,
     playbook: dict[str, str],
     batch_rows: int | None = None,
+    renewal: Scorer | None = None,
 ) -> ScoreResult:
     """Features at as-of and as-of − 7 days, then ``score_accounts``: the at-risk table from canonical tables."""
     frame, catalog = point_in_time_features(tables, [as_of - dt.timedelta(days=7), as_of], feature_params, batch_rows)
-    return score_accounts(frame, catalog, as_of, tables["accounts"], model, model_version, params, playbook)
+    return score_accounts(frame, catalog, as_of, tables["accounts"], model, model_version, params, playbook, renewal)

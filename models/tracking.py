@@ -237,6 +237,14 @@ def log_training_run(run: TrainingRun, model, test, evaluation: dict, model_dir:
         mlflow.set_tags({**run.tags, "git_commit": git_commit(), "test_window": run.test_window})
         for which, metrics in evaluation["test"].items():
             mlflow.log_metrics({f"{which}_{k}": v for k, v in metrics.items() if np.isfinite(v)})
+        for days, by_model in evaluation.get("roc_auc_beyond", {}).items():
+            mlflow.log_metrics(
+                {
+                    f"{m}_roc_auc_beyond_{days}": v
+                    for m, v in by_model.items()
+                    if m in evaluation["test"] and v is not None
+                }
+            )
         X_example = model.matrix(test.head(5))
         signature = infer_signature(X_example, model.booster.predict(X_example, raw_score=True))
         extras = [str(model_dir / f) for f in (CALIBRATOR_FILE, FEATURES_FILE, METADATA_FILE)]

@@ -20,15 +20,16 @@ from sklearn.linear_model import LogisticRegression
 
 from features.catalogue import Catalogue, catalogue_hash
 from features.errors import InputError
+from features.snapshots import LABEL_COLUMNS
 from models import explain
 from models.params import TrainParams
+from models.targets import HORIZON, LABEL, Target, split_dates
 from models.windows import Windows, fully_labelled_dates
 
 LOG = logging.getLogger("churn.train")
 
 KEY_COLUMNS = ("account_id", "snapshot_date")
-LABEL = "label"
-NON_FEATURES = ("account_id", "snapshot_date", "label", "churn_date")
+NON_FEATURES = (*KEY_COLUMNS, *LABEL_COLUMNS)
 MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"
 FEATURES_FILE = "features.json"
@@ -37,16 +38,18 @@ PREDICTIONS_FILE = "test_predictions.parquet"  # the test window's keys, labels 
 EVALUATION_FILE = "evaluation.json"  # test metrics of the model and its baselines
 
 
-def split_out_of_time(frame: pd.DataFrame, windows: Windows) -> dict[str, pd.DataFrame]:
-    """Rows of each window's fully labelled snapshots; rows in the gaps are left out so no label window overlaps.
+def split_out_of_time(frame: pd.DataFrame, windows: Windows, target: Target = HORIZON) -> dict[str, pd.DataFrame]:
+    """Rows of each window's fully labelled split dates; rows in the gaps are left out so no label window overlaps.
 
-    A snapshot whose labels are partly missing (the last weeks of the export, where only the
+    A split date whose labels are partly missing (the last weeks of the export, where only the
     already confirmed churns are labelled) is in no window: it would bring churners without
-    the renewals that balance them.
+    the renewals that balance them. The renewal target splits by term end, so all snapshots of
+    one term fall in one window. ``label`` is read as the target's label (``Target.view``).
     """
-    snap = frame["snapshot_date"]
+    frame = target.view(frame)
+    snap = split_dates(frame, target)
     # masks, not a labelled copy: at 100,000 accounts the table is gigabytes
-    complete = snap.isin(pd.DatetimeIndex([pd.Timestamp(d) for d in fully_labelled_dates(frame)])).to_numpy()
+    complete = snap.isin(pd.DatetimeIndex([pd.Timestamp(d) for d in fully_labelled_dates(frame, target)])).to_numpy()
     day = pd.Timestamp
     after_train_start = snap >= day(windows.train_start) if windows.train_start else True
     before_test_end = snap <= day(windows.test_end) if windows.test_end else True

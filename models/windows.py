@@ -24,6 +24,7 @@ import pandas as pd
 
 from features.errors import InputError
 from models.params import TrainParams
+from models.targets import HORIZON, Target, split_dates
 
 WEEK = dt.timedelta(days=7)
 
@@ -65,9 +66,9 @@ class Windows:
         )
 
 
-def fully_labelled_dates(frame: pd.DataFrame) -> list[dt.date]:
-    """Snapshot dates whose every row carries a label, sorted."""
-    labelled = frame["label"].notna().groupby(frame["snapshot_date"]).all()
+def fully_labelled_dates(frame: pd.DataFrame, target: Target = HORIZON) -> list[dt.date]:
+    """Split dates (``targets.split_dates``: snapshots, or term-end weeks) whose every row carries a label, sorted."""
+    labelled = frame[target.label].notna().groupby(split_dates(frame, target).to_numpy()).all()
     return [pd.Timestamp(day).date() for day in sorted(labelled.index[labelled.to_numpy(dtype=bool)])]
 
 
@@ -77,7 +78,15 @@ def weeks_needed(test: int, valid: int, min_train: int, gap_days: int) -> int:
     return test + valid + min_train + 2 * skipped
 
 
-def auto_windows(dates: Iterable[dt.date], test: int, valid: int, min_train: int, gap_days: int) -> Windows:
+def auto_windows(
+    dates: Iterable[dt.date],
+    test: int,
+    valid: int,
+    min_train: int,
+    gap_days: int,
+    gap_rule: str = "horizon_days + grace_days",
+    what: str = "fully labelled weeks",
+) -> Windows:
     """The windows derived from the fully labelled snapshot dates (see the module).
 
     Args:
@@ -99,9 +108,9 @@ def auto_windows(dates: Iterable[dt.date], test: int, valid: int, min_train: int
         have = 0 if not days else (days[-1] - days[0]).days // 7 + 1
         span = f" ({days[0]} to {days[-1]})" if days else ""
         return InputError(
-            f"features.parquet: {have} fully labelled weeks{span}, train.windows auto needs {need}: "
+            f"features.parquet: {have} {what}{span}, train.windows auto needs {need}: "
             f"train >= {min_train}, validation {valid} and test {test} weeks (train.window_weeks), "
-            f"with {gap_days} days (horizon_days + grace_days) between them; "
+            f"with {gap_days} days ({gap_rule}) between them; "
             "lower train.window_weeks or use a longer export"
         )
 
@@ -118,28 +127,35 @@ def auto_windows(dates: Iterable[dt.date], test: int, valid: int, min_train: int
     return Windows(train_end, valid_start, valid_end, test_start, days[-1], train_start=days[0])
 
 
-def resolve_windows(frame: pd.DataFrame, p: TrainParams, horizon_days: int, grace_days: int) -> Windows:
-    """The windows ``params.yaml`` asks for on this feature table.
+def resolve_windows(
+    frame: pd.DataFrame, p: TrainParams, horizon_days: int, grace_days: int, target: Target = HORIZON
+) -> Windows:
+    """The windows ``params.yaml`` asks for on this feature table, over the target's split dates.
 
-    ``dates``: the given dates, ``test_end: null`` resolved to the last fully labelled snapshot.
-    ``auto``: ``auto_windows`` with ``train.window_weeks`` and gaps of ``horizon_days + grace_days``.
+    ``dates``: the given dates, ``test_end: null`` resolved to the last fully labelled split date.
+    ``auto``: ``auto_windows`` with ``train.window_weeks`` and the target's gaps (``horizon_days +
+    grace_days`` between snapshot dates; ``grace_days`` between term ends for the renewal model).
     """
-    dates = fully_labelled_dates(frame)
+    dates = fully_labelled_dates(frame, target)
     if p.windows == "dates":
         windows = Windows.from_params(p)
         if windows.test_end is None and dates:
             windows = Windows(**{**asdict(windows), "test_end": dates[-1]})
         return windows
     w = p.window_weeks
-    return auto_windows(dates, w.test, w.valid, w.min_train, horizon_days + grace_days)
+    gap = target.gap_days(horizon_days, grace_days)
+    if target is HORIZON:
+        return auto_windows(dates, w.test, w.valid, w.min_train, gap)
+    return auto_windows(dates, w.test, w.valid, w.min_train, gap, "grace_days", "weeks of fully labelled term ends")
 
 
-def rule(p: TrainParams, horizon_days: int, grace_days: int) -> str:
+def rule(p: TrainParams, horizon_days: int, grace_days: int, target: Target = HORIZON) -> str:
     """How the windows were chosen, for the log line and the run's parameters."""
+    by = "" if target is HORIZON else ", by term end"
     if p.windows == "dates":
-        return "dates from params.yaml"
+        return f"dates from params.yaml{by}"
     w = p.window_weeks
     return (
-        f"auto: test {w.test} + valid {w.valid} weeks, train the rest (>= {w.min_train}), "
-        f"gaps >= {horizon_days + grace_days} days"
+        f"auto{by}: test {w.test} + valid {w.valid} weeks, train the rest (>= {w.min_train}), "
+        f"gaps >= {target.gap_days(horizon_days, grace_days)} days"
     )

@@ -103,11 +103,19 @@ def features(
 
 @app.command()
 @_user_errors_as_one_line
-def train(verbose: Verbose = False) -> None:
+def train(
+    target: Annotated[
+        str, typer.Option(help="horizon: churn within features.horizon_days; renewal: the current term is not renewed")
+    ] = "horizon",
+    verbose: Verbose = False,
+) -> None:
     """Train the calibrated LightGBM model out of time, log it to MLflow and register it."""
+    from models.targets import TARGETS
     from pipelines import train as stage
 
-    stage.main()
+    if target not in TARGETS:
+        raise typer.BadParameter(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
+    stage.main(target)
 
 
 @app.command()
@@ -130,13 +138,16 @@ def score(
         str | None, typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: the day after the export date).")
     ] = None,
     model: Annotated[str | None, typer.Option(help="data/models folder or models:/churn-lgbm@champion.")] = None,
+    renewal_model: Annotated[
+        str | None, typer.Option(help="data/renewal_model folder or models:/churn-renewal@champion.")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="At-risk CSV to write (default: reports/at_risk.csv).")] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Score accounts active at the as-of date: probability, ARR at risk, reasons and plays."""
+    """Score accounts active at the as-of date: renewal risk, 90-day probability, ARR at risk, reasons and plays."""
     from pipelines import score as stage
 
-    stage.main(export=export, preset=preset, as_of=as_of, model=model, out=out)
+    stage.main(export=export, preset=preset, as_of=as_of, model=model, out=out, renewal_model=renewal_model)
 
 
 @app.command()

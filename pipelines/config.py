@@ -26,6 +26,7 @@ class Paths(StrictParams):
     interim: Path
     processed: Path
     models: Path
+    renewal_model: Path
     reports: Path
     mlflow_db: Path
     playbook: Path

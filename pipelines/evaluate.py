@@ -38,9 +38,24 @@ def main() -> None:
         for name, fig in figures.evaluation_figures(curves, importance).items()
     ]
     doc = evaluate.metrics_document(evaluation, pred)
+    renewal_dir = s.paths.renewal_model
+    if (renewal_dir / EVALUATION_FILE).exists():
+        doc["renewal"] = evaluate.summary_document(json.loads((renewal_dir / EVALUATION_FILE).read_text()))
+        beyond = doc["renewal"]["roc_auc_beyond"]
+        LOG.info(
+            "renewal model: test ROC AUC %.4f; beyond 90 days %s, beyond 180 days %s (renewal calendar %s, %s)",
+            doc["renewal"]["model"]["roc_auc"],
+            *(beyond.get(d, {}).get("model") for d in ("90d", "180d")),
+            *(beyond.get(d, {}).get("calendar") for d in ("90d", "180d")),
+        )
+    else:
+        LOG.info(
+            "no renewal model in %s (run `dvc repro train_renewal`): metrics.json has the 90-day model only",
+            renewal_dir,
+        )
     metrics_file = s.paths.reports / "metrics.json"
     write_json(doc, metrics_file)
-    for name in ("logistic", "health"):
+    for name in evaluate.BASELINES:
         gain = doc["model_vs"][name]
         LOG.info(
             "model vs %s: ROC AUC +%.3f, Brier -%.1f%%, lift@10%% +%.2f",

@@ -173,7 +173,11 @@ def score_weeks(
         else (as_of or s.score.as_of or scoring.default_as_of(read_export_date(s.paths.interim, tables).date))
     )
     before = when - dt.timedelta(days=7)
-    churn_model, version = load_model(root, model)
+    from pipelines.score import load_models
+
+    if model and not model.startswith(("models:/", "runs:/")):
+        model = str(project_root(root) / model)
+    horizon, renewal = load_models(s, model, None)
     folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="churn-weekly-"))
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -183,7 +187,7 @@ def score_weeks(
         files[label] = folder / f"at_risk_{day.isoformat()}.csv"
         with use_engine("duckdb", runtime.duckdb_memory_limit):
             result = scoring.build_scores(
-                tables, day, churn_model, version, s.features, s.score, playbook, runtime.batch_rows
+                tables, day, horizon.model, horizon.version, s.features, s.score, playbook, runtime.batch_rows, renewal
             )
         result.at_risk.to_csv(files[label], index=False)
     return {
@@ -192,5 +196,6 @@ def score_weeks(
         "as_of": when,
         "before_date": before,
         "files": files,
-        "model_version": version,
+        "model_version": horizon.version,
+        "renewal_model_version": renewal.version if renewal else None,
     }

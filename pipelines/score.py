@@ -16,6 +16,7 @@ from features.engine import use_engine
 from features.errors import InputError
 from features.export_date import ExportDate
 from models import figures, plays, scoring, tracking
+from models.train import MODEL_FILE
 from pipelines.canonical import read_canonical_tables, read_export_date
 from pipelines.config import Settings, settings
 from pipelines.io import replace_figures, write_csv, write_figure, write_parquet
@@ -52,10 +53,30 @@ def parse_as_of(text: str | dt.date | None) -> dt.date | None:
         raise InputError(f"--as-of {text!r}: not a date (use YYYY-MM-DD)") from None
 
 
-def score(s: Settings, tables: dict, as_of: dt.date, model_spec: str | None) -> scoring.ScoreResult:
+def load_models(
+    s: Settings, model_spec: str | None, renewal_spec: str | None
+) -> tuple[scoring.Scorer, scoring.Scorer | None]:
+    """The 90-day model and the renewal model (a folder or ``models:/name@alias`` each).
+
+    The renewal model is required when the list is ranked by it (``score.rank_by: renewal``);
+    ranked by the 90-day model, it is used when its folder (or spec) is there.
+    """
+    uri = tracking.resolve_tracking_uri(s.paths.mlflow_db)
+    horizon = scoring.Scorer(*scoring.load_model(model_spec, s.paths.models, uri))
+    wanted = s.score.rank_by == "renewal" or renewal_spec or (s.paths.renewal_model / MODEL_FILE).exists()
+    renewal = scoring.Scorer(*scoring.load_model(renewal_spec, s.paths.renewal_model, uri)) if wanted else None
+    return horizon, renewal
+
+
+def score(
+    s: Settings, tables: dict, as_of: dt.date, model_spec: str | None, renewal_spec: str | None = None
+) -> scoring.ScoreResult:
     """Features at as-of and a week before, then probabilities, SHAP, reasons and plays (each step timed)."""
-    model, version = scoring.load_model(model_spec, s.paths.models, tracking.resolve_tracking_uri(s.paths.mlflow_db))
-    LOG.info("scoring as of %s with model %s", as_of, version)
+    horizon, renewal = load_models(s, model_spec, renewal_spec)
+    LOG.info(
+        "scoring as of %s with models %s and %s, ranked by %s",
+        *(as_of, horizon.version, renewal.version if renewal else "(no renewal model)", s.score.rank_by),
+    )
     before = as_of - dt.timedelta(days=7)
     with timed("score: features at as-of and as-of - 7 days") as t:
         with use_engine("duckdb", s.runtime.features.duckdb_memory_limit):
@@ -69,10 +90,11 @@ def score(s: Settings, tables: dict, as_of: dt.date, model_spec: str | None) -> 
             catalog,
             as_of,
             tables["accounts"],
-            model,
-            version,
+            horizon.model,
+            horizon.version,
             s.score,
             plays.load_playbook(s.paths.playbook),
+            renewal,
         )
         t["rows"] = len(frame)
     return result
@@ -84,12 +106,13 @@ def main(
     as_of: str | None = None,
     model: str | None = None,
     out: Path | None = None,
+    renewal_model: str | None = None,
 ) -> None:
     s = settings()
     limits = s.data.max_rejected_share.per_table()
     tables, export_date = tables_from_export(export, preset or s.data.preset, limits) if export else pipeline_tables(s)
     when = parse_as_of(as_of) or s.score.as_of or scoring.default_as_of(export_date.date)
-    result = score(s, tables, when, model)
+    result = score(s, tables, when, model, renewal_model)
     csv_path = out or s.paths.reports / "at_risk.csv"
     write_csv(result.at_risk, csv_path)
     if out is None:  # the pipeline's own run also writes explanations and figures
@@ -98,9 +121,12 @@ def main(
             replace_figures(s.paths.reports / "figures", lambda: shap_figures(result), **figures.SHAP_SAVE)
     at_risk = result.at_risk
     LOG.info(
-        "%s accounts scored; %s high-risk; expected ARR at risk %s; wrote %s",
+        "%s accounts scored; %s high-risk (by %s); ARR at risk at renewal %s; expected ARR churned in %s days %s; wrote %s",
         f"{len(at_risk):,}",
         int((at_risk["risk_tier"] == "high").sum()),
+        s.score.rank_by,
+        f"{at_risk['arr_at_risk_at_renewal'].sum():,.0f}",
+        s.features.horizon_days,
         f"{at_risk['expected_arr_at_risk'].sum():,.0f}",
         csv_path,
     )
@@ -127,10 +153,18 @@ def explain_account(account_id: str) -> None:
     path = s.paths.reports / "figures" / f"waterfall_{account_id}.png"
     probability = float(result.probability[account_id])
     write_figure(figures.waterfall_figure(result.contrib, result.X, account_id, probability), path, **figures.SHAP_SAVE)
+    renewal = (
+        f"renewal risk {row['renewal_risk']:.1%} (ARR at risk at renewal {row['arr_at_risk_at_renewal']:,.0f}), "
+        if pd.notna(row["renewal_risk"])
+        else ""
+    )
+    days = row["days_to_renewal"]
+    due = "" if pd.isna(days) else f"; renewal {row['renewal_date']} ({int(days)} days)"
     lines = [
-        f"{account_id} — {row['account_name']} (owner {row['owner']}), as of {when}",
-        f"churn probability {row['churn_probability']:.1%} ({row['risk_tier']}), rank {row['rank']}, "
-        f"ARR {row['arr']:,.0f}, expected ARR at risk {row['expected_arr_at_risk']:,.0f}",
+        f"{account_id} — {row['account_name']} (owner {row['owner']}), as of {when}{due}",
+        f"{renewal}churn probability within {s.features.horizon_days} days {row['churn_probability']:.1%} "
+        f"(expected ARR at risk {row['expected_arr_at_risk']:,.0f})",
+        f"tier {row['risk_tier']} and rank {row['rank']} by {s.score.rank_by} risk, ARR {row['arr']:,.0f}",
     ]
     for r in range(1, 4):
         if pd.notna(row[f"reason_{r}"]):

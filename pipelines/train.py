@@ -10,6 +10,7 @@ import logging
 
 from features.catalogue import Catalogue
 from models import baselines, evaluate, tracking
+from models.targets import HORIZON, TARGETS
 from models.train import (
     CALIBRATOR_FILE,
     EVALUATION_FILE,
@@ -41,22 +42,27 @@ def flat(prefix: str, values: dict) -> dict:
     return out
 
 
-def main() -> None:
+def main(target_name: str = HORIZON.name) -> None:
+    """Train the model of one target (``horizon``: churn within 90 days; ``renewal``: the term goes unrenewed)."""
     s = settings()
+    target = TARGETS[target_name]
+    folder = s.paths.models if target is HORIZON else s.paths.renewal_model
+    registered = s.train.registered_model if target is HORIZON else s.train.renewal_registered_model
     frame, catalog = read_feature_table(s.paths.features, s.paths.feature_catalog)
     catalogue = Catalogue.from_json(catalog)
     horizon, grace = s.features.horizon_days, s.features.grace_days
-    with timed("train: split", rows_in=len(frame)) as t:
-        windows = resolve_windows(frame, s.train, horizon, grace)
-        LOG.info("train: windows (%s): %s", rule(s.train, horizon, grace), windows.describe())
-        parts = split_out_of_time(frame, windows)
+    stage = "train" if target is HORIZON else f"train {target.name}"
+    with timed(f"{stage}: split", rows_in=len(frame)) as t:
+        windows = resolve_windows(frame, s.train, horizon, grace, target)
+        LOG.info("%s: windows (%s): %s", stage, rule(s.train, horizon, grace, target), windows.describe())
+        parts = split_out_of_time(frame, windows, target)
         t["rows"] = sum(len(p) for p in parts.values())
     del frame  # the windows are copies; the whole table need not stay in memory through training
     for name, part in parts.items():
         LOG.info("%s window: %s rows, churn rate %.1f%%", name, f"{len(part):,}", 100 * part[LABEL].astype(int).mean())
-    with timed("train: lightgbm + calibration", rows_in=len(parts["train"])):
+    with timed(f"{stage}: lightgbm + calibration", rows_in=len(parts["train"])):
         model = fit_model(parts, catalog, s.train, windows)
-    with timed("train: baselines"):
+    with timed(f"{stage}: baselines"):
         fitted = baselines.fit_baselines(parts, catalogue, s.train.seed)
     test = parts["test"]
     probabilities = {"model": model.predict_proba(test), **fitted.predict_proba(test)}
@@ -74,13 +80,13 @@ def main() -> None:
         write_parquet(predictions, folder / PREDICTIONS_FILE)
         write_json(evaluation, folder / EVALUATION_FILE)
 
-    replace_folder(s.paths.models, fill)
+    replace_folder(folder, fill)
     model_files = (MODEL_FILE, CALIBRATOR_FILE, FEATURES_FILE, METADATA_FILE)
-    fingerprint = "".join(file_sha256(s.paths.models / f) for f in model_files)
+    fingerprint = "".join(file_sha256(folder / f) for f in model_files)
     run = tracking.TrainingRun(
         tracking_uri=tracking.resolve_tracking_uri(s.paths.mlflow_db),
         experiment=s.train.experiment,
-        registered_model=s.train.registered_model,
+        registered_model=registered,
         params={
             **flat("train", s.train.model_dump(mode="json", exclude_none=True)),
             **flat("windows", windows.as_dict()),
@@ -95,8 +101,6 @@ def main() -> None:
         model_fingerprint=tracking.fingerprint(fingerprint),
         test_window=f"{windows.test_start}..{windows.test_end or 'last'}",
     )
-    with timed("train: mlflow run + registry"):
-        logged = tracking.log_training_run(
-            run, model, test, evaluation, s.paths.models, evaluate.arr_values(test, catalogue)
-        )
-    write_json(logged, s.paths.models / tracking.RUN_FILE)
+    with timed(f"{stage}: mlflow run + registry"):
+        logged = tracking.log_training_run(run, model, test, evaluation, folder, evaluate.arr_values(test, catalogue))
+    write_json(logged, folder / tracking.RUN_FILE)

@@ -7,6 +7,7 @@ from canonical_frames import feature_params, random_export
 from features.build import all_specs, build_features
 from features.catalogue import catalogue_from_json
 from features.errors import InputError
+from features.snapshots import LABEL_COLUMNS
 
 PARAMS = feature_params(first_snapshot="2024-03-04")
 
@@ -19,7 +20,7 @@ def export():
 def test_columns_dtypes_and_catalogue_agree(export):
     frame, doc = build_features(export, None, PARAMS)
     specs = catalogue_from_json(json.loads(json.dumps(doc)))
-    assert list(frame.columns) == ["account_id", "snapshot_date", "label", "churn_date"] + [s.name for s in specs]
+    assert list(frame.columns) == ["account_id", "snapshot_date", *LABEL_COLUMNS] + [s.name for s in specs]
     assert [s.name for s in specs] == [s.name for s in all_specs()]
     for spec in specs:
         expected = "category" if spec.dtype == "category" else "float64"

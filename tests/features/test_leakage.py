@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 
 from features.build import build_features
 from features.export_date import export_last_date
-from features.snapshots import build_grid, snapshot_dates
+from features.snapshots import LABEL_COLUMNS, build_grid, snapshot_dates
 
 PARAMS = feature_params(first_snapshot="2024-02-05")
 KEY = ["account_id", "snapshot_date"]
-NO_FEATURE = ["label", "churn_date"]
+NO_FEATURE = list(LABEL_COLUMNS)
 
 
 def features_at(tables: dict[str, pd.DataFrame], s: pd.Timestamp) -> pd.DataFrame:
@@ -78,7 +78,8 @@ def brute_force_labels(contracts: pd.DataFrame, dates, horizon: int, grace: int,
     before ``s``; in the grid when a known term covers ``s``, or when ``s`` is within ``grace``
     after the latest known end and that end was not a cancellation. Labels from the spells: the
     row's churn date is the first churn ``d`` with ``s <= d + grace`` (before ``s`` when an
-    overdue account did not renew).
+    overdue account did not renew). The current term ends at the latest effective end of the
+    contracts started before ``s``; it renews (0) when the row's spell goes on past it.
     """
     out = {}
     g, h = pd.Timedelta(days=grace), pd.Timedelta(days=horizon)
@@ -109,12 +110,15 @@ def brute_force_labels(contracts: pd.DataFrame, dates, horizon: int, grace: int,
             if not (covered or in_grace):
                 continue
             ahead = [d for d in churns if s <= d + g]
-            if ahead and ahead[0] < s + h and ahead[0] + g <= last:
-                out[account, s] = (1, ahead[0])
+            term_end = max(e1 for s1, e1 in terms if s1 < s)
+            spell_end = ahead[0]  # the last contract's end is always a churn date
+            renewal = 0 if spell_end > term_end else 1 if spell_end + g <= last else None
+            if spell_end < s + h and spell_end + g <= last:
+                out[account, s] = (1, spell_end, term_end, renewal)
             elif s + h + g <= last:
-                out[account, s] = (0, None)
+                out[account, s] = (0, None, term_end, renewal)
             else:
-                out[account, s] = (None, None)
+                out[account, s] = (None, None, term_end, renewal)
     return out
 
 
@@ -123,6 +127,8 @@ def grid_rows(grid: pd.DataFrame) -> dict:
         (r.account_id, r.snapshot_date): (
             None if pd.isna(r.label) else int(r.label),
             None if pd.isna(r.churn_date) else r.churn_date,
+            r.term_end,
+            None if pd.isna(r.renewal_label) else int(r.renewal_label),
         )
         for r in grid.itertuples()
     }

@@ -3,7 +3,7 @@ import pytest
 from canonical_frames import accounts, contracts, emails, truncate_contracts
 
 from features.export_date import export_last_date
-from features.snapshots import build_grid, normalise_dates, snapshot_dates
+from features.snapshots import LABEL_COLUMNS, build_grid, normalise_dates, snapshot_dates
 
 LAST = pd.Timestamp("2025-09-30")
 DATES = normalise_dates(
@@ -67,13 +67,62 @@ def test_labels_and_active_rows_by_hand(three_accounts_contracts):
     }
 
 
+def renewal_rows(grid: pd.DataFrame) -> dict[tuple[str, str], tuple]:
+    return {
+        (r.account_id, r.snapshot_date.strftime("%Y-%m-%d")): (
+            r.term_end.strftime("%Y-%m-%d"),
+            None if pd.isna(r.renewal_label) else int(r.renewal_label),
+        )
+        for r in grid.itertuples()
+    }
+
+
+def test_renewal_labels_by_hand(three_accounts_contracts):
+    """Whether the term covering s renews, for every snapshot of it: months ahead, not only in the last 90 days."""
+    grid = build_grid(three_accounts_contracts, DATES, horizon_days=90, grace_days=30, last_date=LAST)
+    assert renewal_rows(grid) == {
+        # A's first term (to 07-01) renews on 07-11, within grace: 0 from its first snapshot, also while
+        # overdue (07-05: the renewal is booked after s, the label still knows it); its second term
+        # ends 2026-01-01, after the export: not yet observed
+        ("A", "2025-02-03"): ("2025-07-01", 0),
+        ("A", "2025-04-15"): ("2025-07-01", 0),
+        ("A", "2025-04-16"): ("2025-07-01", 0),
+        ("A", "2025-05-01"): ("2025-07-01", 0),
+        ("A", "2025-07-05"): ("2025-07-01", 0),
+        ("A", "2025-07-11"): ("2025-07-01", 0),
+        ("A", "2025-07-12"): ("2026-01-01", None),
+        # B is cancelled on 04-15: its term ends there, unrenewed, on every snapshot of it
+        ("B", "2025-02-03"): ("2025-04-15", 1),
+        ("B", "2025-04-15"): ("2025-04-15", 1),
+        # C's first term ends 05-01 with no renewal within grace: 1 on each of its snapshots, 131 days ahead too;
+        # its second term (to 12-01) is not over by the export: unknown
+        ("C", "2025-02-03"): ("2025-05-01", 1),
+        ("C", "2025-04-15"): ("2025-05-01", 1),
+        ("C", "2025-04-16"): ("2025-05-01", 1),
+        ("C", "2025-05-01"): ("2025-05-01", 1),
+        ("C", "2025-07-05"): ("2025-12-01", None),
+        ("C", "2025-07-11"): ("2025-12-01", None),
+        ("C", "2025-07-12"): ("2025-12-01", None),
+    }
+
+
+def test_an_overlapping_contract_makes_the_current_term_the_one_ending_last():
+    book = contracts(
+        {"account_id": "O", "start_date": "2024-01-01", "end_date": "2024-12-31"},
+        {"account_id": "O", "start_date": "2024-06-01", "end_date": "2025-05-31"},  # an add-on running longer
+    )
+    grid = build_grid(book, normalise_dates(["2024-03-04", "2024-07-01"]), 90, 30, LAST)
+    assert renewal_rows(grid) == {("O", "2024-03-04"): ("2024-12-31", 0), ("O", "2024-07-01"): ("2025-05-31", 1)}
+
+
 def test_grid_dtypes(three_accounts_contracts):
     grid = build_grid(three_accounts_contracts, DATES, 90, 30, LAST)
-    assert list(grid.columns) == ["account_id", "snapshot_date", "label", "churn_date"]
+    assert list(grid.columns) == ["account_id", "snapshot_date", *LABEL_COLUMNS]
     assert str(grid["account_id"].dtype) == "string"
     assert grid["snapshot_date"].dtype == "datetime64[ns]"
     assert str(grid["label"].dtype) == "Int8"
-    assert grid["churn_date"].dtype == "datetime64[ns]"
+    assert grid["churn_date"].dtype == "datetime64[ns]" and grid["term_end"].dtype == "datetime64[ns]"
+    assert str(grid["renewal_label"].dtype) == "Int8"
 
 
 def test_churn_within_horizon_edge_is_exclusive(three_accounts_contracts):

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from features.catalogue import Catalogue
-from models.baselines import RED_FLAGS, Baselines, HealthScore, RedFlag, fit_baselines
+from models.baselines import RED_FLAGS, Baselines, HealthScore, RedFlag, RenewalCalendar, fit_baselines
 from tests.models.conftest import truth_probability
 
 
@@ -50,10 +50,10 @@ def test_logistic_baseline_learns_the_direction_of_every_true_driver(fitted):
     )
 
 
-def test_predict_proba_gives_both_baselines_one_probability_per_row(fitted, synthetic_parts):
+def test_predict_proba_gives_each_baseline_one_probability_per_row(fitted, synthetic_parts):
     test = synthetic_parts["test"].head(300)
     out = fitted.predict_proba(test)
-    assert set(out) == {"logistic", "health"}
+    assert set(out) == {"logistic", "health", "calendar"}
     for name, p in out.items():
         assert p.shape == (len(test),), name
         assert np.all((p >= 0) & (p <= 1)), name
@@ -122,3 +122,21 @@ def test_health_probability_is_mapped_on_validation_and_keeps_its_churn_rate(fit
     calm["tenure_first_year_flag"] = 0.0
     alarming = calm.assign(reply_latency_median_hours_90d=100.0, qbr_since_last_days=200.0)
     assert fitted.health.predict_proba(alarming)[0] > fitted.health.predict_proba(calm)[0]
+
+
+def test_the_renewal_calendar_ranks_by_arr_times_nearness_overdue_as_due():
+    frame = pd.DataFrame(
+        {"arr": [10_000.0, 10_000.0, 40_000.0, 10_000.0, np.nan], "days": [0.0, 30.0, 90.0, np.nan, 0.0]}
+    )
+    calendar = RenewalCalendar("arr", "days")
+    # due now: 10,000; a month ahead: half; 40,000 three months ahead: a quarter of it; overdue (no countdown): due;
+    # unknown ARR: the median ARR
+    assert calendar.score(frame).tolist() == [10_000.0, 5_000.0, 10_000.0, 10_000.0, 10_000.0]
+    without = RenewalCalendar(None, None).score(frame)
+    assert without.tolist() == [1.0] * 5  # no ARR, no countdown: no ranking, not an error
+
+
+def test_the_renewal_calendar_ranks_the_synthetic_churn_better_than_chance(fitted, synthetic_parts):
+    # the synthetic truth raises risk inside the last 90 days of a term: the calendar sees that part
+    test = synthetic_parts["test"]
+    assert auc(test, fitted.predict_proba(test)["calendar"]) > 0.55

@@ -84,6 +84,7 @@ def test_predictions_keep_keys_label_context_arr_and_one_column_per_model(pred, 
         "p_model",
         "p_logistic",
         "p_health",
+        "p_calendar",
     ]
     assert list(pred.index) == list(range(len(test)))
     assert pred["label"].dtype.kind == "i"
@@ -110,12 +111,12 @@ def test_arr_values_are_the_catalogues_arr_feature(synthetic_parts, catalogue):
 
 def test_evaluation_improvement_is_the_metric_differences(evaluation, synthetic_parts, probabilities):
     y = synthetic_parts["test"]["label"].astype(int).to_numpy()
-    assert set(evaluation["test"]) == {"model", "logistic", "health"}
+    assert set(evaluation["test"]) == {"model", "logistic", "health", "calendar"}
     assert evaluation["health_flags"] == ["flag a", "flag b"]
     auc = {k: roc_auc_score(y, p) for k, p in probabilities.items()}
     pr = {k: average_precision_score(y, p) for k, p in probabilities.items()}
     brier = {k: brier_score_loss(y, p) for k, p in probabilities.items()}
-    for baseline in ("logistic", "health"):
+    for baseline in ("logistic", "health", "calendar"):
         gain = evaluation["improvement"][baseline]
         assert gain["roc_auc_gain"] == pytest.approx(auc["model"] - auc[baseline])
         assert gain["pr_auc_gain"] == pytest.approx(pr["model"] - pr[baseline])
@@ -131,7 +132,7 @@ def test_curve_frames_have_the_three_models_and_monotone_curves(pred):
     curves = evaluate.curve_frames(pred)
     assert set(curves) == {"roc", "pr", "calibration", "lift"}
     for name, frame in curves.items():
-        assert list(frame["model"].unique()) == ["model", "logistic", "health"], name
+        assert list(frame["model"].unique()) == ["model", "logistic", "health", "calendar"], name
     y = pred["label"].to_numpy()
     for model, roc in curves["roc"].groupby("model"):
         assert (np.diff(roc["fpr"]) >= 0).all() and (np.diff(roc["tpr"]) >= 0).all(), model
@@ -163,12 +164,15 @@ def test_importance_is_sorted_covers_every_feature_and_ranks_the_truth(synthetic
 def test_metrics_document_rounds_to_six_places_and_has_one_entry_per_context(evaluation, pred):
     pred = pred.assign(region=np.where(np.arange(len(pred)) % 2 == 0, "EMEA", "NA"))
     doc = evaluate.metrics_document(evaluation, pred)
-    assert set(doc) == {"model", "logistic", "health", "model_vs", "reliability", "by_segment", "by_region"}
-    for name in ("model", "logistic", "health"):
+    assert set(doc) == {
+        *("model", "logistic", "health", "calendar", "model_vs", "roc_auc_beyond", "reliability"),
+        *("by_segment", "by_region"),
+    }
+    for name in ("model", "logistic", "health", "calendar"):
         assert set(doc[name]) == set(evaluation["test"][name])
         for key, value in doc[name].items():
             assert value == round(evaluation["test"][name][key], 6), (name, key)
-    for baseline in ("logistic", "health"):
+    for baseline in ("logistic", "health", "calendar"):
         for key, value in doc["model_vs"][baseline].items():
             assert value == round(evaluation["improvement"][baseline][key], 6)
     for record in doc["reliability"]:
@@ -183,3 +187,23 @@ def test_metrics_document_rounds_to_six_places_and_has_one_entry_per_context(eva
         assert record["churn_rate"] == round(part["label"].mean(), 6)
         assert record["roc_auc"] == round(roc_auc_score(part["label"], part["p_model"]), 6)
     assert {r["region"] for r in doc["by_region"]} == {"EMEA", "NA"}
+
+
+def test_auc_beyond_90_and_180_days_is_each_models_auc_on_the_rows_that_far_from_renewal(
+    evaluation, synthetic_parts, probabilities
+):
+    test = synthetic_parts["test"]
+    y = test["label"].astype(int).to_numpy()
+    days = test["renewal_days_to_next_days"].to_numpy()
+    for beyond in (90, 180):
+        got = evaluation["roc_auc_beyond"][f"{beyond}d"]
+        rows = days > beyond
+        assert (got["rows"], got["positives"]) == (int(rows.sum()), int(y[rows].sum()))
+        for name, p in probabilities.items():
+            assert got[name] == pytest.approx(roc_auc_score(y[rows], p[rows])), (beyond, name)
+
+
+def test_auc_beyond_is_empty_rather_than_wrong_when_one_class_is_missing(synthetic_parts, probabilities, catalogue):
+    test = synthetic_parts["test"].assign(label=0)
+    out = evaluate.auc_beyond(test, probabilities, catalogue)
+    assert all(v is None for d in out.values() for k, v in d.items() if k in probabilities)

@@ -9,7 +9,7 @@ import pytest
 
 from models import evaluate, explain, figures  # figures selects the Agg backend
 
-MODELS = ["model", "logistic", "health"]
+MODELS = ["model", "logistic", "health", "calendar"]
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,7 @@ def png_bytes(fig) -> bytes:
 def curves() -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(0)
     y = rng.random(400) < 0.2
-    noise = {"model": 0.5, "logistic": 1.0, "health": 2.0}
+    noise = {"model": 0.5, "logistic": 1.0, "health": 2.0, "calendar": 3.0}
     pred = pd.DataFrame({"label": y.astype(int)})
     for name in MODELS:
         pred[f"p_{name}"] = 1 / (1 + np.exp(-(2.0 * y - 1.5 + rng.normal(0, noise[name], len(y)))))

@@ -16,7 +16,8 @@ from features.build import all_specs, build_features
 from features.catalogue import SIGNALS, catalogue_hash, catalogue_to_json
 from features.errors import InputError
 from features.export_date import export_last_date
-from models import scoring
+from features.snapshots import LABEL_COLUMNS
+from models import explain, scoring
 from models.params import ScoreParams
 from models.train import ChurnModel, Windows, train_model
 from tests.features.canonical_frames import accounts, contracts, emails, feature_params, random_export, table, truncate
@@ -26,7 +27,7 @@ PARAMS = feature_params()
 AS_OF = dt.date(2025, 2, 5)
 BEFORE = AS_OF - dt.timedelta(days=7)
 TIERS = {"high": 0.5, "medium": 0.25, "low": 0.0}
-SCORE_PARAMS = ScoreParams(as_of=None, top_reasons=3, tiers=TIERS)
+SCORE_PARAMS = ScoreParams(as_of=None, rank_by="horizon", top_reasons=3, tiers=TIERS)
 PLAYBOOK = {signal: f"play for {signal}" for signal in SIGNALS}  # the play names its signal
 VERSION = "churn-lgbm/7"
 CSV_COLUMNS = [
@@ -40,10 +41,12 @@ CSV_COLUMNS = [
     "arr",
     "renewal_date",
     "days_to_renewal",
+    "renewal_risk",
     "churn_probability",
     "change_7d",
     "what_changed",
     "risk_tier",
+    "arr_at_risk_at_renewal",
     "expected_arr_at_risk",
     "reason_1",
     "reason_2",
@@ -52,6 +55,7 @@ CSV_COLUMNS = [
     "play_2",
     "play_3",
     "model_version",
+    "renewal_model_version",
 ]
 
 
@@ -194,6 +198,59 @@ def independent(book, model) -> dict[str, pd.Series]:
     return out
 
 
+@pytest.fixture(scope="module")
+def renewal_model(book, train_params) -> ChurnModel:
+    """The same machinery on the renewal label (every labelled term of the book, a third of accounts for validation)."""
+    frame, catalog = build_features(book, None, PARAMS)
+    labelled = frame[frame["renewal_label"].notna()].assign(label=lambda f: f["renewal_label"])
+    in_valid = labelled["account_id"].str[-1].isin(["0", "3", "6"])
+    parts = {"train": labelled[~in_valid], "valid": labelled[in_valid]}
+    params = train_params.model_copy(
+        update={"min_data_in_leaf": 20, "num_boost_round": 100, "early_stopping_rounds": 20}
+    )
+    return train_model(parts, catalog, catalogue_hash(catalog), params, Windows(AS_OF, AS_OF, AS_OF, AS_OF))
+
+
+@pytest.fixture(scope="module")
+def by_renewal(book, model, renewal_model) -> scoring.ScoreResult:
+    params = SCORE_PARAMS.model_copy(update={"rank_by": "renewal"})
+    renewal = scoring.Scorer(renewal_model, "churn-renewal/2")
+    return scoring.build_scores(book, AS_OF, model, VERSION, PARAMS, params, PLAYBOOK, renewal=renewal)
+
+
+def test_ranked_by_renewal_risk_both_risks_come_from_their_own_model(by_renewal, result, book, renewal_model):
+    at_risk = by_renewal.at_risk.set_index("account_id")
+    frame, _ = build_features(book, [AS_OF], PARAMS)
+    expected = pd.Series(renewal_model.predict_proba(frame), index=frame["account_id"].astype(str).to_numpy())
+    np.testing.assert_allclose(at_risk["renewal_risk"], expected.loc[at_risk.index].round(4), atol=1e-4)
+    # the 90-day forecast is the one the horizon-ranked list gives, unchanged
+    horizon = result.at_risk.set_index("account_id")["churn_probability"]
+    pd.testing.assert_series_equal(at_risk["churn_probability"], horizon.loc[at_risk.index])
+    np.testing.assert_allclose(
+        at_risk["arr_at_risk_at_renewal"], (expected.loc[at_risk.index] * at_risk["arr"]).round(2), atol=0.02
+    )
+    assert (at_risk["renewal_model_version"] == "churn-renewal/2").all()
+
+
+def test_ranked_by_renewal_the_rank_tier_and_change_follow_the_renewal_risk(by_renewal):
+    at_risk = by_renewal.at_risk
+    assert list(at_risk["rank"]) == list(range(1, len(at_risk) + 1))
+    order = at_risk[["arr_at_risk_at_renewal", "renewal_risk"]].to_numpy()
+    assert all(tuple(a) >= tuple(b) for a, b in zip(order[:-1], order[1:]))
+    assert (
+        at_risk["risk_tier"] == scoring.risk_tier(by_renewal.probability.loc[at_risk["account_id"]], TIERS).to_numpy()
+    ).all()
+    np.testing.assert_allclose(
+        at_risk["renewal_risk"], by_renewal.probability.loc[at_risk["account_id"]].round(4).to_numpy(), atol=1e-4
+    )
+
+
+def test_ranked_by_renewal_without_a_renewal_model_is_one_clear_error(book, model):
+    params = SCORE_PARAMS.model_copy(update={"rank_by": "renewal"})
+    with pytest.raises(InputError, match="score.rank_by is renewal but there is no renewal model"):
+        scoring.build_scores(book, AS_OF, model, VERSION, PARAMS, params, PLAYBOOK)
+
+
 def test_at_risk_columns_are_exactly_the_csv_contract(result):
     assert list(result.at_risk.columns) == CSV_COLUMNS == scoring.CSV_COLUMNS
 
@@ -246,16 +303,22 @@ def test_reasons_and_plays_come_from_actionable_signals_only(result):
     for spec in all_specs():
         phrases[spec.signal].append(spec.phrase.split("{value}")[0])
     at_risk = result.at_risk
-    assert at_risk["reason_1"].notna().mean() > 0.8
+    assert at_risk["reason_1"].notna().all()
+    assert (at_risk["reason_1"] != explain.NO_WARNING_SIGN).mean() > 0.8
     for _, row in at_risk.iterrows():
         signals = []
+        if row["reason_1"] == explain.NO_WARNING_SIGN:  # said plainly, no play, no other reason
+            assert pd.isna(row["play_1"]) and pd.isna(row["reason_2"]) and pd.isna(row["reason_3"])
+            continue
         for r in (1, 2, 3):
             reason, play = row[f"reason_{r}"], row[f"play_{r}"]
             assert pd.isna(reason) == pd.isna(play)
             if pd.isna(reason):
                 continue
             signal = play.removeprefix("play for ")
-            assert signal in SIGNALS and signal != "context"
+            # behavioural only: renewal timing, ARR and the account's profile are never reasons
+            assert signal in SIGNALS and signal not in ("context", "renewal"), (reason, signal)
+            assert not reason.startswith("Current contract is worth"), reason
             assert any(reason.startswith(prefix) for prefix in phrases[signal]), (reason, signal)
             signals.append(signal)
         assert len(signals) == len(set(signals))  # one reason per signal family
@@ -359,7 +422,7 @@ TRUNCATION_PARAMS = feature_params(first_snapshot="2024-02-05")
 
 def weekly_features(tables: dict, as_of: dt.date) -> pd.DataFrame:
     frame, _ = scoring.point_in_time_features(tables, [as_of - dt.timedelta(days=7), as_of], TRUNCATION_PARAMS)
-    return frame.drop(columns=["label", "churn_date"]).set_index(["account_id", "snapshot_date"])
+    return frame.drop(columns=list(LABEL_COLUMNS)).set_index(["account_id", "snapshot_date"])
 
 
 def assert_same_list(tables: dict, as_of: dt.date) -> pd.DataFrame:

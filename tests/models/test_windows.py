@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from features.errors import InputError
 from models.params import TrainParams
+from models.targets import RENEWAL
 from models.train import split_out_of_time
 from models.windows import Windows, auto_windows, fully_labelled_dates, resolve_windows, weeks_needed
 
@@ -151,5 +153,67 @@ TRAIN = {
     "scale_pos_weight": 1.0,
     "monotone": True,
     "registered_model": "m",
+    "renewal_registered_model": "r",
     "experiment": "e",
 }
+
+
+# ---------------------------------------------------------------- the renewal model: windows by term end
+
+
+def terms_frame(accounts: int = 60, seed: int = 3) -> pd.DataFrame:
+    """Weekly snapshots of accounts on annual terms; each term renews or not; terms ending after the export unknown."""
+    rng = np.random.default_rng(seed)
+    snaps = pd.date_range("2022-01-03", "2025-06-30", freq="7D")
+    export = pd.Timestamp("2025-06-30")
+    rows = []
+    for i in range(accounts):
+        end = pd.Timestamp("2022-01-01") + pd.Timedelta(days=int(rng.integers(1, 365)))
+        for snap in snaps:
+            while end < snap:
+                end += pd.Timedelta(days=365)
+            known = end + pd.Timedelta(days=30) <= export
+            renews = rng.random() < 0.8
+            rows.append((f"a{i:02d}", snap, end, renews, known))
+    frame = pd.DataFrame(rows, columns=["account_id", "snapshot_date", "term_end", "renews", "known"])
+    # one label per term, drawn once: the first draw of each (account, term) decides
+    per_term = frame.groupby(["account_id", "term_end"])["renews"].transform("first")
+    frame["renewal_label"] = pd.array(np.where(frame["known"], (~per_term).astype(int), pd.NA), dtype="Int8")
+    frame["label"] = frame["renewal_label"]  # the 90-day label is not what this model reads
+    return frame.drop(columns=["renews", "known"])
+
+
+def test_the_renewal_split_keeps_every_term_in_one_window_and_its_windows_follow_term_ends():
+    frame = terms_frame()
+    p = TrainParams.model_validate(
+        {**TRAIN, "windows": "auto", "window_weeks": {"test": 13, "valid": 13, "min_train": 26}}
+    )
+    w = resolve_windows(frame, p, horizon_days=90, grace_days=30, target=RENEWAL)
+    parts = split_out_of_time(frame, w, RENEWAL)
+    seen: dict[tuple, str] = {}
+    for name, part in parts.items():
+        for key in part[["account_id", "term_end"]].drop_duplicates().itertuples(index=False):
+            assert seen.setdefault(tuple(key), name) == name, f"term {tuple(key)} in {seen[tuple(key)]} and {name}"
+    monday = lambda d: (d - pd.to_timedelta(d.dt.weekday, unit="D")).dt.date  # noqa: E731
+    assert monday(parts["train"]["term_end"]).max() <= w.train_end < w.valid_start
+    assert (
+        w.valid_start <= monday(parts["valid"]["term_end"]).min()
+        and monday(parts["valid"]["term_end"]).max() <= w.valid_end
+    )
+    assert monday(parts["test"]["term_end"]).min() >= w.test_start
+    assert (w.valid_start - w.train_end).days >= 30 and (w.test_start - w.valid_end).days >= 30  # grace_days
+    # every term of the test window has its label, and the latest one ended at least grace_days before the export
+    assert parts["test"]["label"].notna().all()
+    assert parts["test"]["term_end"].max() + pd.Timedelta(days=30) <= pd.Timestamp("2025-06-30")
+    # snapshots far from the renewal are in the test window too: months ahead, not only the last 90 days
+    ahead = (parts["test"]["term_end"] - parts["test"]["snapshot_date"]).dt.days
+    assert ahead.max() > 300
+
+
+def test_a_renewal_history_too_short_says_so_in_term_end_weeks():
+    frame = terms_frame()
+    p = TrainParams.model_validate(
+        {**TRAIN, "windows": "auto", "window_weeks": {"test": 13, "valid": 13, "min_train": 500}}
+    )
+    with pytest.raises(InputError, match=r"weeks of fully labelled term ends .* \(grace_days\) between them"):
+        resolve_windows(frame, p, horizon_days=90, grace_days=30, target=RENEWAL)
