@@ -31,6 +31,9 @@ SIGNALS: dict[str, str] = {
 # Feature families: one module of the features package each; an absent optional table
 # drops its family.
 FAMILIES = ("responsiveness", "qbr", "adoption", "support", "voice", "tenure", "context")
+# The feature table's look-ahead columns (from the snapshot grid): targets and what evaluation
+# needs, never features.
+LABEL_COLUMNS = ("label", "churn_date", "term_end", "renewal_label")
 
 Unit = Literal["hours", "days", "count", "share", "ratio", "score", "flag", "currency", "category", "seats"]
 

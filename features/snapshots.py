@@ -53,11 +53,10 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from features.catalogue import LABEL_COLUMNS as LABEL_COLUMNS  # the grid's columns besides the keys
 from features.duck import connect, query
 
 DateLike = dt.date | str | pd.Timestamp
-# The grid's look-ahead columns: targets and what evaluation needs, never features.
-LABEL_COLUMNS = ("label", "churn_date", "term_end", "renewal_label")
 
 
 def _as_day(value: pd.Timestamp) -> pd.Timestamp:

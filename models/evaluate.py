@@ -16,8 +16,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from features.catalogue import Catalogue
-from features.snapshots import LABEL_COLUMNS
+from features.catalogue import LABEL_COLUMNS, Catalogue
 
 
 def top_share_mask(probability: np.ndarray, share: float) -> np.ndarray:

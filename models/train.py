@@ -18,9 +18,8 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from features.catalogue import Catalogue, catalogue_hash
+from features.catalogue import LABEL_COLUMNS, Catalogue, catalogue_hash
 from features.errors import InputError
-from features.snapshots import LABEL_COLUMNS
 from models import explain
 from models.params import TrainParams
 from models.targets import HORIZON, LABEL, Target, split_dates
