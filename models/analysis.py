@@ -467,7 +467,8 @@ def arr_at_risk_by(at_risk: pd.DataFrame, by: str, watch: Iterable[str] = WATCH_
 
     Returns:
         Indexed by ``by``: ``accounts``, ``arr``, ``expected_arr_at_risk``, ``watch_accounts``
-        (accounts in the watch tiers), ``watch_arr`` and ``mean_probability``.
+        (accounts in the watch tiers), ``watch_arr`` and ``mean_probability``; with a renewal
+        model, also ``arr_at_risk_at_renewal`` (what the renewals may lose, any date ahead).
     """
     frame = at_risk.assign(_watch=at_risk["risk_tier"].isin(list(watch)))
     frame = frame.assign(_watch_arr=frame["arr"].where(frame["_watch"], 0.0))
@@ -482,6 +483,8 @@ def arr_at_risk_by(at_risk: pd.DataFrame, by: str, watch: Iterable[str] = WATCH_
             "mean_probability": g["churn_probability"].mean(),
         }
     )
+    if "arr_at_risk_at_renewal" in frame and frame["arr_at_risk_at_renewal"].notna().any():
+        out.insert(2, "arr_at_risk_at_renewal", g["arr_at_risk_at_renewal"].sum())
     return out.sort_values("expected_arr_at_risk", ascending=False, kind="stable")
 
 

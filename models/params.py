@@ -22,6 +22,7 @@ class WindowWeeks(StrictParams):
     test: int = Field(ge=1)  # the most recent labelled weeks
     valid: int = Field(ge=1)  # the weeks before them, one gap earlier
     min_train: int = Field(ge=1)  # fewer weeks left before the next gap: too little history, an error
+    min_outcomes: int = Field(ge=0)  # test and validation reach back until each holds this many churned and retained
 
 
 class TrainParams(StrictParams):

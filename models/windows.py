@@ -86,6 +86,8 @@ def auto_windows(
     gap_days: int,
     gap_rule: str = "horizon_days + grace_days",
     what: str = "fully labelled weeks",
+    units: dict[dt.date, tuple[set, set]] | None = None,
+    min_outcomes: int = 0,
 ) -> Windows:
     """The windows derived from the fully labelled snapshot dates (see the module).
 
@@ -95,6 +97,11 @@ def auto_windows(
             the train window may have.
         gap_days: the least number of days between the last snapshot of a window and the
             first of the next (``horizon_days + grace_days``).
+
+        units: per date, the retained and the churned units (accounts, or terms for the renewal
+            model) labelled there; with ``min_outcomes``, the test and validation windows reach
+            further back, a week at a time, until each holds at least that many of both (on a
+            small book a quarter of term ends may hold no unrenewed term at all).
 
     Raises:
         InputError: too little history for three windows, in one line with how many
@@ -114,17 +121,46 @@ def auto_windows(
             "lower train.window_weeks or use a longer export"
         )
 
+    def widened(start: dt.date, end: dt.date) -> dt.date:
+        """``start`` moved back until [start, end] holds ``min_outcomes`` units of each outcome (or history ends)."""
+        if not units or not min_outcomes:
+            return start
+        earlier = [d for d in days if d < start]
+        while True:
+            inside = [units[d] for d in days if start <= d <= end and d in units]
+            retained = set().union(*(u[0] for u in inside))
+            churned = set().union(*(u[1] for u in inside))
+            if (len(retained) >= min_outcomes and len(churned) >= min_outcomes) or not earlier:
+                return start
+            start = earlier.pop()
+
     if not days:
         raise too_short()
-    test_start = min(d for d in days if d > days[-1] - test * WEEK)
+    test_start = widened(min(d for d in days if d > days[-1] - test * WEEK), days[-1])
     valid_end = max((d for d in days if d <= test_start - gap), default=None)
     if valid_end is None:
         raise too_short()
-    valid_start = min(d for d in days if d > valid_end - valid * WEEK)
+    valid_start = widened(min(d for d in days if d > valid_end - valid * WEEK), valid_end)
     train_end = max((d for d in days if d <= valid_start - gap), default=None)
     if train_end is None or (train_end - days[0]).days // 7 + 1 < min_train:
         raise too_short()
     return Windows(train_end, valid_start, valid_end, test_start, days[-1], train_start=days[0])
+
+
+def outcome_units(frame: pd.DataFrame, target: Target = HORIZON) -> dict[dt.date, tuple[set, set]]:
+    """Per split date, the retained and the churned units labelled there: accounts, or (account, term end) terms."""
+    labelled = frame[frame[target.label].notna()]
+    when = split_dates(labelled, target).dt.date.to_numpy()
+    unit = (
+        labelled["account_id"].astype(str)
+        if target is HORIZON
+        else labelled["account_id"].astype(str) + "@" + labelled["term_end"].astype(str)
+    ).to_numpy()
+    churned = labelled[target.label].astype(int).to_numpy() == 1
+    out: dict[dt.date, tuple[set, set]] = {}
+    for day, u, c in zip(when, unit, churned):
+        out.setdefault(day, (set(), set()))[int(c)].add(u)
+    return out
 
 
 def resolve_windows(
@@ -144,9 +180,15 @@ def resolve_windows(
         return windows
     w = p.window_weeks
     gap = target.gap_days(horizon_days, grace_days)
+    units = outcome_units(frame, target)
     if target is HORIZON:
-        return auto_windows(dates, w.test, w.valid, w.min_train, gap)
-    return auto_windows(dates, w.test, w.valid, w.min_train, gap, "grace_days", "weeks of fully labelled term ends")
+        return auto_windows(dates, w.test, w.valid, w.min_train, gap, units=units, min_outcomes=w.min_outcomes)
+    return auto_windows(
+        dates,
+        *(w.test, w.valid, w.min_train, gap, "grace_days", "weeks of fully labelled term ends"),
+        units=units,
+        min_outcomes=w.min_outcomes,
+    )
 
 
 def rule(p: TrainParams, horizon_days: int, grace_days: int, target: Target = HORIZON) -> str:
@@ -156,6 +198,6 @@ def rule(p: TrainParams, horizon_days: int, grace_days: int, target: Target = HO
         return f"dates from params.yaml{by}"
     w = p.window_weeks
     return (
-        f"auto{by}: test {w.test} + valid {w.valid} weeks, train the rest (>= {w.min_train}), "
-        f"gaps >= {target.gap_days(horizon_days, grace_days)} days"
+        f"auto{by}: test {w.test} + valid {w.valid} weeks or more until each holds {w.min_outcomes} churned and "
+        f"retained, train the rest (>= {w.min_train}), gaps >= {target.gap_days(horizon_days, grace_days)} days"
     )

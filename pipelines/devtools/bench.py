@@ -35,8 +35,8 @@ from pipelines.io import write_json
 LOG = logging.getLogger("churn.bench")
 DEFAULT_SIZES = (1_000, 10_000)
 LARGE_SIZE = 100_000
-STAGES = ("demo_data", "ingest", "features", "train", "evaluate", "score")
-COMMANDS = {"demo_data": "demo-data"}
+STAGES = ("demo_data", "ingest", "features", "train", "train_renewal", "evaluate", "score")
+COMMANDS = {"demo_data": ["demo-data"], "train_renewal": ["train", "--target", "renewal"]}
 FLOOR_COLUMNS = {
     "accounts": "created_date",
     "contracts": "start_date",
@@ -78,6 +78,7 @@ def scratch_params(root: Path, accounts: int, base: Path = Path(PARAMS_FILE)) ->
         "interim": str(root / "interim"),
         "processed": str(root / "processed"),
         "models": str(root / "models"),
+        "renewal_model": str(root / "renewal_model"),
         "reports": str(root / "reports"),
         "mlflow_db": str(root / "mlflow.db"),
         "playbook": str(playbook),
@@ -187,6 +188,10 @@ def stage_rows(stage: str, root: Path) -> tuple[int | None, int | None]:
         return parquet_rows(root / "processed" / "features.parquet"), parquet_rows(
             root / "models" / "test_predictions.parquet"
         )
+    if stage == "train_renewal":
+        return parquet_rows(root / "processed" / "features.parquet"), parquet_rows(
+            root / "renewal_model" / "test_predictions.parquet"
+        )
     if stage == "evaluate":
         return parquet_rows(root / "models" / "test_predictions.parquet"), None
     if stage == "score":
@@ -248,7 +253,7 @@ def bench_size(accounts: int, root: Path, engine: str = "duckdb", stages: tuple[
     env = {**os.environ, "CHURN_PARAMS": str(params), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     runs: list[StageRun] = []
     for stage in stages:
-        cmd = churn_command() + [COMMANDS.get(stage, stage)]
+        cmd = churn_command() + COMMANDS.get(stage, [stage])
         if stage == "features":
             cmd += ["--engine", engine]
         log_path = root / f"{stage}.log"

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from features.schemas import TABLES
+from models.explain import NO_WARNING_SIGN
 from models.scoring import CSV_COLUMNS
 from tests.conftest import make_clone, run
 
@@ -55,18 +56,22 @@ def test_bytecode_caches_and_runtime_settings_change_no_stage(demo_run):
         params.write_text(original)
 
 
-def test_at_risk_csv_has_the_documented_columns_sorted_by_expected_arr_at_risk(demo_run):
+def test_at_risk_csv_has_the_documented_columns_sorted_by_arr_at_risk_at_renewal(demo_run):
     frame = pd.read_csv(demo_run / "reports/at_risk.csv")
     assert list(frame.columns) == CSV_COLUMNS
-    assert frame["expected_arr_at_risk"].is_monotonic_decreasing
+    assert frame["arr_at_risk_at_renewal"].is_monotonic_decreasing  # score.rank_by: renewal
     assert (frame["rank"].to_numpy() == np.arange(1, len(frame) + 1)).all()
-    assert frame["churn_probability"].between(0, 1).all()
-    # every account near the top has a reason; only accounts with no risk-raising signal may have none
-    assert frame.head(100)["reason_1"].notna().all()
-    assert frame["reason_1"].notna().mean() > 0.85
-    assert (frame["play_1"].notna() == frame["reason_1"].notna()).all()
+    assert frame["churn_probability"].between(0, 1).all() and frame["renewal_risk"].between(0, 1).all()
+    # every account has a first reason: a behavioural signal, or a plain "no warning sign"; never a date
+    assert frame["reason_1"].notna().all()
+    assert not frame["reason_1"].str.startswith("The current contract ends in").any()
+    signs = frame["reason_1"] != NO_WARNING_SIGN
+    assert signs.head(100).mean() > 0.8 and signs.mean() > 0.85
+    assert (frame["play_1"].notna() == signs).all()
+    # the list warns months ahead: most of the top 100 renew in more than 90 days
+    assert (frame.head(100)["days_to_renewal"] > 90).mean() > 0.5
     params = yaml.safe_load((demo_run / "params.yaml").read_text())["score"]["tiers"]
-    high = frame[frame["risk_tier"] == "high"]["churn_probability"]
+    high = frame[frame["risk_tier"] == "high"]["renewal_risk"]
     assert (high >= params["high"]).all()
     figures = sorted(p.name for p in (demo_run / "reports/figures").glob("*.png"))
     assert "shap_summary.png" in figures and len([f for f in figures if f.startswith("waterfall_")]) == 10

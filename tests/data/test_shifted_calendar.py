@@ -77,7 +77,7 @@ def test_train_picks_its_windows_inside_this_history(shifted_run):
 
 def test_too_short_a_history_for_the_asked_sizes_is_one_line(shifted_run):
     tmp, _ = shifted_run
-    params = _params(tmp, "too_long.yaml", window_weeks={"test": 13, "valid": 13, "min_train": 200})
+    params = _params(tmp, "too_long.yaml", window_weeks={"test": 13, "valid": 13, "min_train": 200, "min_outcomes": 0})
     result = run(["churn", "train"], cwd=tmp, env={"CHURN_PARAMS": str(params)}, check=False)
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]

@@ -116,7 +116,7 @@ def test_only_snapshots_whose_every_row_is_labelled_count():
     dates = fully_labelled_dates(frame)
     assert dates == weekly(103)
     p = TrainParams.model_validate(
-        {**TRAIN, "windows": "auto", "window_weeks": {"test": 13, "valid": 13, "min_train": 26}}
+        {**TRAIN, "windows": "auto", "window_weeks": {"test": 13, "valid": 13, "min_train": 26, "min_outcomes": 0}}
     )
     w = resolve_windows(frame, p, horizon_days=90, grace_days=30)
     assert w.test_end == weekly(103)[-1]
@@ -186,7 +186,7 @@ def terms_frame(accounts: int = 60, seed: int = 3) -> pd.DataFrame:
 def test_the_renewal_split_keeps_every_term_in_one_window_and_its_windows_follow_term_ends():
     frame = terms_frame()
     p = TrainParams.model_validate(
-        {**TRAIN, "windows": "auto", "window_weeks": {"test": 13, "valid": 13, "min_train": 26}}
+        {**TRAIN, "windows": "auto", "window_weeks": {"test": 13, "valid": 13, "min_train": 26, "min_outcomes": 0}}
     )
     w = resolve_windows(frame, p, horizon_days=90, grace_days=30, target=RENEWAL)
     parts = split_out_of_time(frame, w, RENEWAL)
@@ -213,7 +213,24 @@ def test_the_renewal_split_keeps_every_term_in_one_window_and_its_windows_follow
 def test_a_renewal_history_too_short_says_so_in_term_end_weeks():
     frame = terms_frame()
     p = TrainParams.model_validate(
-        {**TRAIN, "windows": "auto", "window_weeks": {"test": 13, "valid": 13, "min_train": 500}}
+        {**TRAIN, "windows": "auto", "window_weeks": {"test": 13, "valid": 13, "min_train": 500, "min_outcomes": 0}}
     )
     with pytest.raises(InputError, match=r"weeks of fully labelled term ends .* \(grace_days\) between them"):
         resolve_windows(frame, p, horizon_days=90, grace_days=30, target=RENEWAL)
+
+
+def test_on_a_small_book_test_and_validation_reach_back_until_each_holds_enough_of_both_outcomes():
+    frame = terms_frame(accounts=15, seed=5)
+    sizes = {"test": 13, "valid": 13, "min_train": 26}
+    plain = resolve_windows(
+        frame, TrainParams.model_validate({**TRAIN, "windows": "auto", "window_weeks": {**sizes, "min_outcomes": 0}}),
+        90, 30, RENEWAL,
+    )  # fmt: skip
+    p = TrainParams.model_validate({**TRAIN, "windows": "auto", "window_weeks": {**sizes, "min_outcomes": 4}})
+    w = resolve_windows(frame, p, 90, 30, RENEWAL)
+    parts = split_out_of_time(frame, w, RENEWAL)
+    for name in ("valid", "test"):
+        terms = parts[name].drop_duplicates(["account_id", "term_end"])
+        assert (terms["label"] == 1).sum() >= 4 and (terms["label"] == 0).sum() >= 4, name
+    assert w.test_start < plain.test_start  # reached back: 13 weeks of 15 accounts' term ends hold too few churns
+    assert w.test_end == plain.test_end and (w.test_start - w.valid_end).days >= 30

@@ -75,7 +75,10 @@ def test_explicit_dates_with_a_gap_shorter_than_the_horizon_are_refused(tmp_path
         (lambda t: t.update(windows="fixed"), r"train\.windows: Input should be 'auto' or 'dates'"),
         (lambda t: (explicit(t), t.pop("test_end")), r"train\.test_end: missing"),
         (
-            lambda t: (explicit(t), t.update(window_weeks={"test": 13, "valid": 13, "min_train": 26})),
+            lambda t: (
+                explicit(t),
+                t.update(window_weeks={"test": 13, "valid": 13, "min_train": 26, "min_outcomes": 0}),
+            ),
             r"train\.window_weeks: only read with",
         ),
         (lambda t: explicit(t, valid_end="2025-09-01"), r"train\.valid_end must not be before train\.valid_start"),

@@ -28,7 +28,7 @@ ADDRESSES = ("zebulon.quackenbush@canary-pii.example", "p.ostrowska@canary-pii.e
 BODIES = ("CANARY-BODY-7f3a our CFO wants a discount before renewal", "CANARY-BODY-91c2 please call me on my mobile")
 # each value, and distinctive pieces of it, must appear nowhere downstream
 NEEDLES = (*NAMES, *ADDRESSES, *BODIES, "Quackenbush", "Ostrowska", "canary-pii", "CANARY-BODY")
-STAGES = (["ingest"], ["features"], ["train"], ["evaluate"], ["score"])
+STAGES = (["ingest"], ["features"], ["train"], ["train", "--target", "renewal"], ["evaluate"], ["score"])
 
 
 def _read(path: Path) -> pd.DataFrame:
