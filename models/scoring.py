@@ -23,7 +23,7 @@ from features.errors import InputError
 from features.params import FeatureParams
 from models import explain, plays, tracking
 from models.params import ScoreParams
-from models.train import ChurnModel
+from models.train import MODEL_FILE, ChurnModel
 
 LOG = logging.getLogger("churn.score")
 CSV_COLUMNS = [
@@ -85,6 +85,33 @@ def load_model(spec: str | None, folder: Path, tracking_uri: str) -> tuple[Churn
 # ---------------------------------------------------------------- scoring
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """A model and the version label it is reported under."""
+
+    model: ChurnModel
+    version: str
+
+
+def load_scorers(
+    model_spec: str | None,
+    renewal_spec: str | None,
+    models_dir: Path,
+    renewal_dir: Path,
+    tracking_uri: str,
+    rank_by: str,
+) -> tuple[Scorer, Scorer | None]:
+    """The 90-day model and the renewal model (a folder or ``models:/name@alias`` each).
+
+    The renewal model is required when the list is ranked by it (``score.rank_by: renewal``);
+    ranked by the 90-day model, it is used when its folder (or spec) is there.
+    """
+    horizon = Scorer(*load_model(model_spec, models_dir, tracking_uri))
+    wanted = rank_by == "renewal" or renewal_spec or (Path(renewal_dir) / MODEL_FILE).exists()
+    renewal = Scorer(*load_model(renewal_spec, renewal_dir, tracking_uri)) if wanted else None
+    return horizon, renewal
+
+
 def check_feature_drift(model: ChurnModel, catalog: dict, frame: pd.DataFrame) -> None:
     """Refuse to score when this export's features are not the ones the model was trained on."""
     produced = {f["name"] for f in catalog["features"]}
@@ -135,14 +162,6 @@ def calibrated(model: ChurnModel, contrib: explain.Contributions, index: pd.Inde
     return pd.Series(
         model.calibrator.transform(contrib.values.sum(axis=1).to_numpy() + contrib.base_value), index=index
     )
-
-
-@dataclass(frozen=True)
-class Scorer:
-    """A model and the version label it is reported under."""
-
-    model: ChurnModel
-    version: str
 
 
 def score_accounts(

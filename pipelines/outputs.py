@@ -173,11 +173,12 @@ def score_weeks(
         else (as_of or s.score.as_of or scoring.default_as_of(read_export_date(s.paths.interim, tables).date))
     )
     before = when - dt.timedelta(days=7)
-    from pipelines.score import load_models
-
     if model and not model.startswith(("models:/", "runs:/")):
         model = str(project_root(root) / model)
-    horizon, renewal = load_models(s, model, None)
+    from models import tracking
+
+    uri = tracking.resolve_tracking_uri(s.paths.mlflow_db)
+    horizon, renewal = scoring.load_scorers(model, None, s.paths.models, s.paths.renewal_model, uri, s.score.rank_by)
     folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="churn-weekly-"))
     folder.mkdir(parents=True, exist_ok=True)
     files = {}

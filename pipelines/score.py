@@ -16,7 +16,6 @@ from features.engine import use_engine
 from features.errors import InputError
 from features.export_date import ExportDate
 from models import figures, plays, scoring, tracking
-from models.train import MODEL_FILE
 from pipelines.canonical import read_canonical_tables, read_export_date
 from pipelines.config import Settings, settings
 from pipelines.io import replace_figures, write_csv, write_figure, write_parquet
@@ -53,26 +52,18 @@ def parse_as_of(text: str | dt.date | None) -> dt.date | None:
         raise InputError(f"--as-of {text!r}: not a date (use YYYY-MM-DD)") from None
 
 
-def load_models(
-    s: Settings, model_spec: str | None, renewal_spec: str | None
-) -> tuple[scoring.Scorer, scoring.Scorer | None]:
-    """The 90-day model and the renewal model (a folder or ``models:/name@alias`` each).
-
-    The renewal model is required when the list is ranked by it (``score.rank_by: renewal``);
-    ranked by the 90-day model, it is used when its folder (or spec) is there.
-    """
-    uri = tracking.resolve_tracking_uri(s.paths.mlflow_db)
-    horizon = scoring.Scorer(*scoring.load_model(model_spec, s.paths.models, uri))
-    wanted = s.score.rank_by == "renewal" or renewal_spec or (s.paths.renewal_model / MODEL_FILE).exists()
-    renewal = scoring.Scorer(*scoring.load_model(renewal_spec, s.paths.renewal_model, uri)) if wanted else None
-    return horizon, renewal
-
-
 def score(
     s: Settings, tables: dict, as_of: dt.date, model_spec: str | None, renewal_spec: str | None = None
 ) -> scoring.ScoreResult:
     """Features at as-of and a week before, then probabilities, SHAP, reasons and plays (each step timed)."""
-    horizon, renewal = load_models(s, model_spec, renewal_spec)
+    horizon, renewal = scoring.load_scorers(
+        model_spec,
+        renewal_spec,
+        s.paths.models,
+        s.paths.renewal_model,
+        tracking.resolve_tracking_uri(s.paths.mlflow_db),
+        s.score.rank_by,
+    )
     LOG.info(
         "scoring as of %s with models %s and %s, ranked by %s",
         *(as_of, horizon.version, renewal.version if renewal else "(no renewal model)", s.score.rank_by),
