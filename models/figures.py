@@ -58,6 +58,23 @@ def evaluation_figures(curves: dict[str, pd.DataFrame], importance: pd.DataFrame
     return figures
 
 
+def lead_time_figure(curve: pd.DataFrame) -> Figure:
+    """Share of churned ARR alerted at least d days before churning, one line per ranking."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for name, part in curve.groupby("ranking", sort=False):
+        ax.plot(part["days_before_churn"], part["share_of_churned_arr_alerted"], label=name)
+    ax.axvline(90, linestyle="--", color="grey", linewidth=0.8)
+    ax.set(
+        title="Lead time (backtest)",
+        xlabel="Days before churn (at least)",
+        ylabel="Share of churned ARR alerted",
+        ylim=(0, 1),
+    )
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def shap_summary_figure(contrib: Contributions, X: pd.DataFrame) -> Figure:
     """SHAP beeswarm of the scored accounts."""
     import shap

@@ -94,6 +94,14 @@ class TrainParams(StrictParams):
             raise ValueError(f"train.test_start must be at least {horizon.days} days after train.valid_end")
 
 
+class BacktestParams(StrictParams):
+    """The ``backtest`` section of params.yaml."""
+
+    weeks: int = Field(ge=1)  # weekly as-of dates replayed (the last ones whose outcomes are confirmable)
+    alerts_per_owner: int = Field(ge=1)  # each week's list: the top N accounts of each owner
+    lookback_days: int = Field(ge=1)  # an alert counts for a churn at most this many days before it
+
+
 class ScoreParams(StrictParams):
     """The ``score`` section of params.yaml."""
 

@@ -313,6 +313,13 @@ def log_artifacts_to_run(run: dict, files: list[Path]) -> None:
         client.log_artifact(run["run_id"], str(path), artifact_path="evaluation")
 
 
+def log_metrics_to_run(run: dict, metrics: dict[str, float]) -> None:
+    """Add metrics (e.g. the backtest's) to a training run recorded in the model folder's run file."""
+    client = connect(run["tracking_uri"])
+    for key, value in metrics.items():
+        client.log_metric(run["run_id"], key, float(value))
+
+
 def fingerprint(text: str) -> str:
     """A short, stable digest of a text (e.g. the model files' sha256s one after another)."""
     import hashlib

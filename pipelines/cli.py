@@ -120,6 +120,15 @@ def train(
 
 @app.command()
 @_user_errors_as_one_line
+def backtest(verbose: Verbose = False) -> None:
+    """Replay the weekly list with models fitted before it; how early each ranking warned (reports/backtest.json)."""
+    from pipelines import backtest as stage
+
+    stage.main()
+
+
+@app.command()
+@_user_errors_as_one_line
 def evaluate(verbose: Verbose = False) -> None:
     """Compare the model with its baselines on the test window; write metrics and plots."""
     from pipelines import evaluate as stage

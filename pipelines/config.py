@@ -15,7 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from features.params import NO_DEFAULT, FeatureParams, StrictParams
-from models.params import ScoreParams, TrainParams
+from models.params import BacktestParams, ScoreParams, TrainParams
 
 PARAMS_FILE = "params.yaml"  # relative to the working directory, as DVC runs stages from the repo root
 
@@ -123,6 +123,7 @@ class Settings(StrictParams):
     features: FeatureParams
     train: TrainParams
     score: ScoreParams
+    backtest: BacktestParams
     runtime: RuntimeParams
 
     @model_validator(mode="after")

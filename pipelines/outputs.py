@@ -145,6 +145,20 @@ def test_window(root: Path | str | None = None) -> pd.DataFrame:
     return keys.merge(features, on=["account_id", "snapshot_date"], how="left", validate="one_to_one")
 
 
+def read_backtest(root: Path | str | None = None) -> dict:
+    """What the backtest stage wrote: ``report`` (backtest.json), ``curve`` (lead_time.csv), ``weeks`` and ``churns``."""
+    reports = project_settings(root).paths.reports
+    report = reports / "backtest.json"
+    if not report.exists():
+        raise FileNotFoundError(f"{report}: run `dvc repro backtest` first")
+    return {
+        "report": json.loads(report.read_text()),
+        "curve": pd.read_csv(reports / "plots" / "lead_time.csv"),
+        "weeks": pd.read_parquet(reports / "backtest_weeks.parquet"),
+        "churns": pd.read_parquet(reports / "backtest_churns.parquet"),
+    }
+
+
 def load_playbook(root: Path | str | None = None) -> dict[str, str]:
     """Signal family -> recommended play, as the score stage uses it."""
     return plays.load_playbook(project_settings(root).paths.playbook)

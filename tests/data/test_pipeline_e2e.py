@@ -179,3 +179,21 @@ def test_dvc_repro_builds_features_from_salesforce_and_hubspot_exports(tmp_path)
         assert catalog["dropped_families"] == {}, preset
         assert "reply_latency_median_hours_90d" in features and features["reply_latency_median_hours_90d"].notna().any()
         assert "qbr_since_last_days" in features and features["qbr_since_last_days"].notna().any()
+
+
+def test_backtest_replays_26_weeks_and_the_renewal_ranking_alerts_more_precisely_than_the_calendar(demo_run):
+    """Lead-time targets on the demo: printed; the test asserts the ordering of alert precision, not the figures."""
+    doc = json.loads((demo_run / "reports/backtest.json").read_text())
+    replay, rankings = doc["replay"], doc["rankings"]
+    assert replay["weeks"] == 26 and replay["churned_accounts"] > 0
+    assert set(rankings) == {"renewal", "horizon", "calendar", "health"}
+    lines = [f"replay {replay['first_as_of']}..{replay['last_as_of']}, {replay['churned_accounts']} churned accounts"]
+    for name, r in rankings.items():
+        assert r["alerts_per_owner_week"] <= 5
+        lines.append(f"{name:9s} " + ", ".join(f"{k} {v}" for k, v in r.items()))
+    print("\n" + "\n".join(lines))
+    assert rankings["renewal"]["alert_precision"] > rankings["calendar"]["alert_precision"]
+    curve = pd.read_csv(demo_run / "reports/plots/lead_time.csv")
+    assert set(curve["ranking"]) == set(rankings)
+    for _, part in curve.groupby("ranking"):
+        assert part["share_of_churned_arr_alerted"].is_monotonic_decreasing

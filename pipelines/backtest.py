@@ -1,0 +1,84 @@
+"""`backtest` stage: the weekly list replayed, and how early each ranking warned (``models.backtest``).
+
+Thin: read the feature table, the owners and the export date; fit both models once on what was
+observed before the replay; score, alert, measure; write reports/backtest.json, the lead-time
+plot (CSV for DVC, PNG), the replayed weeks and churns (Parquet, for the notebook) and attach
+the report and plot, with the figures, to the renewal model's MLflow run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+import pandas as pd
+
+from features.catalogue import Catalogue
+from models import backtest, figures, tracking
+from models.targets import HORIZON, RENEWAL
+from pipelines.canonical import read_export_date, read_feature_table
+from pipelines.config import settings
+from pipelines.io import write_csv, write_figure, write_json, write_parquet
+from pipelines.logs import timed
+
+LOG = logging.getLogger("churn.backtest")
+
+
+def main() -> None:
+    s = settings()
+    p, horizon_days, grace = s.backtest, s.features.horizon_days, s.features.grace_days
+    frame, catalog = read_feature_table(s.paths.features, s.paths.feature_catalog)
+    catalogue = Catalogue.from_json(catalog)
+    export_date = read_export_date(s.paths.interim).date
+    owners = pd.read_parquet(s.paths.interim / "accounts.parquet", columns=["account_id", "owner"])
+    owners = owners.drop_duplicates("account_id").set_index(owners["account_id"].astype(str))["owner"].astype("string")
+    dates = backtest.replay_dates(frame, export_date, grace, p.weeks)
+    with timed("backtest: fit both models before the replay"):
+        models = {
+            t.name: backtest.fit_before(frame, catalog, t, dates[0], s.train, horizon_days, grace)
+            for t in (RENEWAL, HORIZON)
+        }
+    rows = frame[frame["snapshot_date"].dt.date.isin(dates)]
+    with timed("backtest: weekly lists", rows_in=len(rows)):
+        scores = backtest.ranking_scores(rows, models["renewal"], models["horizon"], catalogue)
+        lists = backtest.alerts(scores, rows, owners, p.alerts_per_owner)
+    weekly = backtest.weekly_lists(rows, scores, lists, models["renewal"], models["horizon"])
+    events = backtest.churn_events(frame, dates[0], export_date - dt.timedelta(days=grace), catalogue)
+    renewal_label = frame.set_index(["account_id", "snapshot_date"])["renewal_label"]
+    leads = {name: backtest.lead_times(events, lists[name], p.lookback_days) for name in backtest.RANKINGS}
+    results = {name: backtest.ranking_figures(events, leads[name], lists[name], renewal_label) for name in leads}
+    doc = {
+        "replay": {
+            "first_as_of": dates[0].isoformat(),
+            "last_as_of": dates[-1].isoformat(),
+            "weeks": len(dates),
+            "fit": f"once, on the labels observed before {dates[0]} (validation: the latest labelled weeks before it)",
+            "alerts_per_owner": p.alerts_per_owner,
+            "lookback_days": p.lookback_days,
+            "churned_accounts": int(len(events)),
+            "churned_arr": round(float(events["arr"].sum()), 2),
+        },
+        "rankings": results,
+    }
+    report = s.paths.reports / "backtest.json"
+    write_json(doc, report)
+    write_parquet(weekly, s.paths.reports / "backtest_weeks.parquet")
+    write_parquet(events.assign(**{f"lead_{n}": leads[n] for n in leads}), s.paths.reports / "backtest_churns.parquet")
+    curve = backtest.lead_curve(events, leads, p.lookback_days)
+    plots = s.paths.reports / "plots"
+    write_csv(curve, plots / "lead_time.csv")
+    picture = write_figure(figures.lead_time_figure(curve), plots / "lead_time.png", **figures.CURVE_SAVE)
+    for name, r in results.items():
+        LOG.info(
+            "backtest %-8s churned ARR alerted >=90 d %s, >=180 d %s; median lead %s d; precision %s; %s alerts/owner/week",
+            *(name, r["churned_arr_alerted_90d"], r["churned_arr_alerted_180d"], r["median_lead_days"]),
+            *(r["alert_precision"], r["alerts_per_owner_week"]),
+        )
+    run_file = s.paths.renewal_model / tracking.RUN_FILE
+    if run_file.exists():
+        run = json.loads(run_file.read_text())
+        tracking.log_metrics_to_run(
+            run, {f"backtest_{name}_{k}": v for name, r in results.items() for k, v in r.items() if v is not None}
+        )
+        tracking.log_artifacts_to_run(run, [report, picture])
