@@ -1,7 +1,8 @@
 """Lead-time backtest: how early would each ranking have put the accounts that churned on the list?
 
-The weekly list is replayed on the last ``weeks`` weekly as-of dates whose outcomes the export
-can confirm (each as-of at least ``grace_days`` before the export date). Both models are fitted
+The weekly list is replayed on every weekly as-of date from the first on which both models can be
+fitted on what was observed before it, to the last whose outcomes the export can confirm (at least
+``grace_days`` before the export date); at least ``min_weeks``. Both models are fitted
 **once, before the replay**: only on labels observed by the first as-of (a 90-day label once
 ``s + horizon + grace`` has passed, a renewal label once the term's end + grace has passed),
 with a validation window for early stopping and calibration one gap before that date. The
@@ -24,6 +25,7 @@ did not renew) and alerts per owner per week.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -40,15 +42,33 @@ RANKINGS = ("renewal", "horizon", "calendar", "health")
 LEAD_DAYS = (90, 180)
 
 
-def replay_dates(frame: pd.DataFrame, export_date: dt.date, grace_days: int, weeks: int) -> list[dt.date]:
-    """The last ``weeks`` snapshot dates at least ``grace_days`` before the export date (outcomes confirmable)."""
+def replay_dates(
+    frame: pd.DataFrame, export_date: dt.date, grace_days: int, min_weeks: int, fits: Callable[[dt.date], bool]
+) -> list[dt.date]:
+    """Every snapshot date from the first on which ``fits`` (both models can be fitted on what was observed
+    before it) to the last at least ``grace_days`` before the export date (outcomes confirmable).
+
+    The longer the replay, the further ahead a churn near its end can have been alerted; it starts as
+    early as the history allows, never at a date fitted to one export. Fewer than ``min_weeks`` weeks:
+    an ``InputError`` saying how many there are.
+    """
     last = pd.Timestamp(export_date) - pd.Timedelta(days=grace_days)
-    dates = sorted(d for d in pd.to_datetime(frame["snapshot_date"]).unique() if d <= last)
-    if len(dates) < weeks:
+    dates = [pd.Timestamp(d).date() for d in sorted(pd.to_datetime(frame["snapshot_date"]).unique()) if d <= last]
+    if not dates or not fits(dates[-1]):
         raise InputError(
-            f"features.parquet: {len(dates)} weekly snapshots before {last.date()}, the backtest replays {weeks}"
+            f"features.parquet: too little labelled history before {last.date()} to fit the backtest's models"
         )
-    return [pd.Timestamp(d).date() for d in dates[-weeks:]]
+    lo, hi = 0, len(dates) - 1  # being able to fit only gets easier as the as-of moves later: bisect
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fits(dates[mid]) else (mid + 1, hi)
+    replay = dates[lo:]
+    if len(replay) < min_weeks:
+        raise InputError(
+            f"features.parquet: the backtest can replay {len(replay)} weeks ({replay[0]} to {replay[-1]}), "
+            f"backtest.min_weeks asks for {min_weeks}; lower it or use a longer export"
+        )
+    return replay
 
 
 def observed_by(frame: pd.DataFrame, target: Target, day: dt.date, horizon_days: int, grace_days: int) -> pd.DataFrame:
@@ -62,6 +82,19 @@ def observed_by(frame: pd.DataFrame, target: Target, day: dt.date, horizon_days:
     return view.assign(**{LABEL: view[LABEL].where(known), target.label: view[target.label].where(known)})
 
 
+def can_fit(
+    frame: pd.DataFrame, target: Target, day: dt.date, params: TrainParams, horizon_days: int, grace_days: int
+) -> bool:
+    """Whether ``fit_before`` finds enough observed labels before ``day`` (without training)."""
+    try:
+        fit_split(
+            observed_by(frame, target, day, horizon_days, grace_days), target, day, params, horizon_days, grace_days
+        )
+    except InputError:
+        return False
+    return True
+
+
 def fit_before(
     frame: pd.DataFrame,
     catalog: dict,
@@ -73,6 +106,21 @@ def fit_before(
 ) -> ChurnModel:
     """The target's model fitted on what was observed before ``day``: validation the latest labelled weeks, train before."""
     known = observed_by(frame, target, day, horizon_days, grace_days)
+    dates, valid_start, train_end = fit_split(known, target, day, params, horizon_days, grace_days)
+    when = split_dates(known, target)
+    complete = when.isin(pd.DatetimeIndex([pd.Timestamp(d) for d in dates]))
+    parts = {
+        "train": known[complete & (when <= pd.Timestamp(train_end))],
+        "valid": known[complete & (when >= pd.Timestamp(valid_start))],
+    }
+    windows = Windows(train_end, valid_start, dates[-1], dates[-1], dates[-1], train_start=dates[0])
+    return fit_model(parts, catalog, params, windows)
+
+
+def fit_split(
+    known: pd.DataFrame, target: Target, day: dt.date, params: TrainParams, horizon_days: int, grace_days: int
+) -> tuple[list[dt.date], dt.date, dt.date]:
+    """The observed split dates, the validation start and the train end of a backtest fit (``train.window_weeks``)."""
     dates = fully_labelled_dates(known, target)
     w = params.window_weeks
     gap = dt.timedelta(days=target.gap_days(horizon_days, grace_days))
@@ -87,14 +135,7 @@ def fit_before(
             f"features.parquet: before {day} the {target.name} labels span {len(dates)} weeks; a backtest fit needs "
             f"{w.min_train} train weeks, a gap and {w.valid} validation weeks (train.window_weeks)"
         )
-    when = split_dates(known, target)
-    complete = when.isin(pd.DatetimeIndex([pd.Timestamp(d) for d in dates]))
-    parts = {
-        "train": known[complete & (when <= pd.Timestamp(train_end))],
-        "valid": known[complete & (when >= pd.Timestamp(valid_start))],
-    }
-    windows = Windows(train_end, valid_start, dates[-1], dates[-1], dates[-1], train_start=dates[0])
-    return fit_model(parts, catalog, params, windows)
+    return dates, valid_start, train_end
 
 
 def ranking_scores(rows: pd.DataFrame, renewal: ChurnModel, horizon: ChurnModel, catalogue: Catalogue) -> pd.DataFrame:

@@ -97,7 +97,7 @@ class TrainParams(StrictParams):
 class BacktestParams(StrictParams):
     """The ``backtest`` section of params.yaml."""
 
-    weeks: int = Field(ge=1)  # weekly as-of dates replayed (the last ones whose outcomes are confirmable)
+    min_weeks: int = Field(ge=1)  # the replay runs from the first week both models can be fitted; fewer weeks: an error
     alerts_per_owner: int = Field(ge=1)  # each week's list: the top N accounts of each owner
     lookback_days: int = Field(ge=1)  # an alert counts for a churn at most this many days before it
 

@@ -33,7 +33,13 @@ def main() -> None:
     export_date = read_export_date(s.paths.interim).date
     owners = pd.read_parquet(s.paths.interim / "accounts.parquet", columns=["account_id", "owner"])
     owners = owners.drop_duplicates("account_id").set_index(owners["account_id"].astype(str))["owner"].astype("string")
-    dates = backtest.replay_dates(frame, export_date, grace, p.weeks)
+
+    def fits(day: dt.date) -> bool:
+        return all(backtest.can_fit(frame, t, day, s.train, horizon_days, grace) for t in (RENEWAL, HORIZON))
+
+    with timed("backtest: the first week both models can be fitted"):
+        dates = backtest.replay_dates(frame, export_date, grace, p.min_weeks, fits)
+    LOG.info("backtest: replay %s..%s (%d weeks), models fitted once before it", dates[0], dates[-1], len(dates))
     with timed("backtest: fit both models before the replay"):
         models = {
             t.name: backtest.fit_before(frame, catalog, t, dates[0], s.train, horizon_days, grace)

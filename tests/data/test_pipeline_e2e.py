@@ -181,11 +181,11 @@ def test_dvc_repro_builds_features_from_salesforce_and_hubspot_exports(tmp_path)
         assert "qbr_since_last_days" in features and features["qbr_since_last_days"].notna().any()
 
 
-def test_backtest_replays_26_weeks_and_the_renewal_ranking_alerts_more_precisely_than_the_calendar(demo_run):
+def test_backtest_replays_at_least_26_weeks_and_the_renewal_ranking_alerts_more_precisely_than_the_calendar(demo_run):
     """Lead-time targets on the demo: printed; the test asserts the ordering of alert precision, not the figures."""
     doc = json.loads((demo_run / "reports/backtest.json").read_text())
     replay, rankings = doc["replay"], doc["rankings"]
-    assert replay["weeks"] == 26 and replay["churned_accounts"] > 0
+    assert replay["weeks"] >= 26 and replay["churned_accounts"] > 0
     assert set(rankings) == {"renewal", "horizon", "calendar", "health"}
     lines = [f"replay {replay['first_as_of']}..{replay['last_as_of']}, {replay['churned_accounts']} churned accounts"]
     for name, r in rankings.items():

@@ -13,12 +13,24 @@ from models.targets import HORIZON, RENEWAL
 D = pd.Timestamp
 
 
-def test_replay_dates_are_the_last_weeks_whose_outcomes_the_export_can_confirm():
+def test_the_replay_runs_from_the_first_week_the_models_can_be_fitted_to_the_last_confirmable_one():
     frame = pd.DataFrame({"snapshot_date": pd.date_range("2025-01-06", periods=40, freq="7D")})
-    dates = backtest.replay_dates(frame, dt.date(2025, 9, 30), grace_days=30, weeks=4)
-    assert dates == [dt.date(2025, 8, 4), dt.date(2025, 8, 11), dt.date(2025, 8, 18), dt.date(2025, 8, 25)]
-    with pytest.raises(InputError, match="the backtest replays 400"):
-        backtest.replay_dates(frame, dt.date(2025, 9, 30), 30, 400)
+    asked: list[dt.date] = []
+
+    def fits(day: dt.date) -> bool:
+        asked.append(day)
+        return day >= dt.date(2025, 3, 1)
+
+    dates = backtest.replay_dates(frame, dt.date(2025, 9, 30), grace_days=30, min_weeks=4, fits=fits)
+    # first Monday on or after 03-01, to the last Monday at least 30 days before 09-30
+    assert dates[0] == dt.date(2025, 3, 3) and dates[-1] == dt.date(2025, 8, 25) and len(dates) == 26
+    assert len(asked) <= 7  # bisected, not tried week by week
+    with pytest.raises(
+        InputError, match=r"can replay 26 weeks \(2025-03-03 to 2025-08-25\), backtest.min_weeks asks for 40"
+    ):
+        backtest.replay_dates(frame, dt.date(2025, 9, 30), 30, 40, fits)
+    with pytest.raises(InputError, match="too little labelled history"):
+        backtest.replay_dates(frame, dt.date(2025, 9, 30), 30, 4, lambda day: False)
 
 
 def test_only_labels_observed_before_the_replay_are_learnt():
