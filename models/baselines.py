@@ -78,8 +78,22 @@ RED_FLAGS: tuple[RedFlag, ...] = (
 )
 
 
+class MappedOnValidation:
+    """A ranking score (``score``) made a churn probability by an isotonic fit on the validation window."""
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, valid: pd.DataFrame, labels: np.ndarray) -> "MappedOnValidation":
+        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(self.score(valid), labels)
+        return self
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.calibrator_.predict(self.score(frame))
+
+
 @dataclass
-class HealthScore:
+class HealthScore(MappedOnValidation):
     """Weighted red flags → score in [0, 1] → churn probability via isotonic fit on validation."""
 
     flags: tuple[RedFlag, ...] = RED_FLAGS
@@ -93,19 +107,18 @@ class HealthScore:
         points = sum((f.raised(frame).to_numpy(dtype=float) * f.weight for f in flags), np.zeros(len(frame)))
         return points / total
 
-    def fit(self, valid: pd.DataFrame, labels: np.ndarray) -> "HealthScore":
-        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(self.score(valid), labels)
-        return self
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.calibrator_.predict(self.score(frame))
-
 
 NEARNESS_DAYS = 30.0  # the renewal calendar's scale: a renewal a month away weighs half one due now
 
 
+def arr_or_median(frame: pd.DataFrame, arr: str | None) -> np.ndarray:
+    """Each row's ARR for ranking: unknown ARR counts as the median ARR, no ARR column as 1 for every row."""
+    values = pd.to_numeric(frame[arr], errors="coerce") if arr in frame else pd.Series(1.0, frame.index)
+    return values.fillna(values.median() if values.notna().any() else 1.0).to_numpy(dtype=float)
+
+
 @dataclass
-class RenewalCalendar:
+class RenewalCalendar(MappedOnValidation):
     """ARR × nearness of the renewal (1 when due or overdue, 1/2 a month ahead, 1/7 six months ahead)."""
 
     arr: str | None
@@ -117,16 +130,7 @@ class RenewalCalendar:
             if self.days_to_renewal in frame
             else np.zeros(len(frame))
         )
-        arr = pd.to_numeric(frame[self.arr], errors="coerce") if self.arr in frame else pd.Series(1.0, frame.index)
-        arr = arr.fillna(arr.median() if arr.notna().any() else 1.0).to_numpy(dtype=float)
-        return arr / (1.0 + days / NEARNESS_DAYS)
-
-    def fit(self, valid: pd.DataFrame, labels: np.ndarray) -> "RenewalCalendar":
-        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(self.score(valid), labels)
-        return self
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.calibrator_.predict(self.score(frame))
+        return arr_or_median(frame, self.arr) / (1.0 + days / NEARNESS_DAYS)
 
 
 @dataclass
