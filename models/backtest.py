@@ -32,7 +32,7 @@ import pandas as pd
 
 from features.catalogue import Catalogue
 from features.errors import InputError
-from models.baselines import HealthScore, RenewalCalendar
+from models.baselines import HealthScore, RenewalCalendar, arr_or_median
 from models.params import TrainParams
 from models.targets import HORIZON, LABEL, Target, split_dates
 from models.train import ChurnModel, fit_model
@@ -138,14 +138,21 @@ def fit_split(
     return dates, valid_start, train_end
 
 
-def ranking_scores(rows: pd.DataFrame, renewal: ChurnModel, horizon: ChurnModel, catalogue: Catalogue) -> pd.DataFrame:
+def model_risks(rows: pd.DataFrame, renewal: ChurnModel, horizon: ChurnModel) -> pd.DataFrame:
+    """Both models' probabilities for the replayed rows (computed once: rankings and the weekly table read them)."""
+    return pd.DataFrame(
+        {"renewal_risk": renewal.predict_proba(rows), "churn_probability": horizon.predict_proba(rows)},
+        index=rows.index,
+    )
+
+
+def ranking_scores(rows: pd.DataFrame, risks: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
     """Each ranking's score for the rows (ARR at risk by each model, the calendar, the health score × ARR)."""
-    arr = pd.to_numeric(rows[catalogue.arr], errors="coerce") if catalogue.arr in rows else pd.Series(1.0, rows.index)
-    arr = arr.fillna(arr.median() if arr.notna().any() else 1.0).to_numpy(dtype=float)
+    arr = arr_or_median(rows, catalogue.arr)
     return pd.DataFrame(
         {
-            "renewal": renewal.predict_proba(rows) * arr,
-            "horizon": horizon.predict_proba(rows) * arr,
+            "renewal": risks["renewal_risk"].to_numpy() * arr,
+            "horizon": risks["churn_probability"].to_numpy() * arr,
             "calendar": RenewalCalendar(catalogue.arr, catalogue.days_to_renewal).score(rows),
             "health": HealthScore().score(rows) * arr,
         },
@@ -168,12 +175,10 @@ def alerts(scores: pd.DataFrame, rows: pd.DataFrame, owners: pd.Series, per_owne
 
 
 def weekly_lists(
-    rows: pd.DataFrame, scores: pd.DataFrame, lists: dict[str, pd.DataFrame], renewal: ChurnModel, horizon: ChurnModel
+    rows: pd.DataFrame, risks: pd.DataFrame, scores: pd.DataFrame, lists: dict[str, pd.DataFrame]
 ) -> pd.DataFrame:
     """One row per replayed (account, week): both risks, each ranking's score and whether it listed the account."""
-    out = rows[["account_id", "snapshot_date"]].assign(
-        renewal_risk=renewal.predict_proba(rows), churn_probability=horizon.predict_proba(rows)
-    )
+    out = pd.concat([rows[["account_id", "snapshot_date"]], risks], axis=1)
     for name in scores.columns:
         out[f"score_{name}"] = scores[name].to_numpy()
         listed = pd.MultiIndex.from_frame(lists[name][["account_id", "snapshot_date"]])

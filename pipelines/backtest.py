@@ -47,9 +47,10 @@ def main() -> None:
         }
     rows = frame[frame["snapshot_date"].dt.date.isin(dates)]
     with timed("backtest: weekly lists", rows_in=len(rows)):
-        scores = backtest.ranking_scores(rows, models["renewal"], models["horizon"], catalogue)
+        risks = backtest.model_risks(rows, models["renewal"], models["horizon"])
+        scores = backtest.ranking_scores(rows, risks, catalogue)
         lists = backtest.alerts(scores, rows, owners, p.alerts_per_owner)
-    weekly = backtest.weekly_lists(rows, scores, lists, models["renewal"], models["horizon"])
+    weekly = backtest.weekly_lists(rows, risks, scores, lists)
     events = backtest.churn_events(frame, dates[0], export_date - dt.timedelta(days=grace), catalogue)
     renewal_label = frame.set_index(["account_id", "snapshot_date"])["renewal_label"]
     leads = {name: backtest.lead_times(events, lists[name], p.lookback_days) for name in backtest.RANKINGS}
