@@ -241,26 +241,25 @@ def future_dated(frame: pd.DataFrame, table: Table, reference: dt.date) -> dict[
     A value is future-dated when it falls on or after ``reference + tolerance + 1`` day:
     one day of tolerance for time zones, a year for contract starts.
     """
-    found: dict[str, pd.Series] = {}
-    for name in FUTURE_CHECKED.get(table.name, ()):
-        values = frame[name]
-        tolerance = FUTURE_TOLERANCE_DAYS.get(name, DEFAULT_FUTURE_TOLERANCE_DAYS)
-        limit = pd.Timestamp(reference) + pd.Timedelta(days=tolerance + 1)
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            limit = limit.tz_localize("UTC")
-        found[name] = (values >= limit).fillna(False)
-    return found
+    return {
+        name: after_export(frame[name], reference, FUTURE_TOLERANCE_DAYS.get(name, DEFAULT_FUTURE_TOLERANCE_DAYS))
+        for name in FUTURE_CHECKED.get(table.name, ())
+    }
+
+
+def after_export(values: pd.Series, reference: dt.date, tolerance_days: int) -> pd.Series:
+    """Which values fall on or after ``reference + tolerance + 1`` day (naive or UTC-aware dates alike)."""
+    limit = pd.Timestamp(reference) + pd.Timedelta(days=tolerance_days + 1)
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        limit = limit.tz_localize("UTC")
+    return (values >= limit).fillna(False)
 
 
 def blank_future_follow_ups(frame: pd.DataFrame, table: Table, reference: dt.date) -> pd.Series:
     """Blank the follow-up dates (``FOLLOW_UPS``) after the export date, in place; which rows changed."""
     changed = pd.Series(False, index=frame.index)
-    limit = pd.Timestamp(reference) + pd.Timedelta(days=DEFAULT_FUTURE_TOLERANCE_DAYS + 1)
     for name in FOLLOW_UPS.get(table.name, ()):
-        values = frame[name]
-        late = (values >= (limit.tz_localize("UTC") if isinstance(values.dtype, pd.DatetimeTZDtype) else limit)).fillna(
-            False
-        )
+        late = after_export(frame[name], reference, DEFAULT_FUTURE_TOLERANCE_DAYS)
         frame.loc[late, name] = pd.NaT
         changed |= late
     return changed
