@@ -19,6 +19,7 @@ from features.errors import InputError
 from features.export_date import EVENT_DATES, FALLBACK_DATES, ExportDate, day_counts, given, infer
 from features.schemas import TABLES, Table
 from pipelines.ingestion import repairs
+from pipelines.ingestion.mapping import step_columns
 from pipelines.ingestion.presets import Mapping, apply_filters, column_format, load_related, map_columns
 from pipelines.ingestion.readers import CHUNK_ROWS, find_file, read_export_file
 
@@ -68,8 +69,7 @@ def _table_dated_rows(
     source, path = found[0]
     dated = Table(table.name, table.required, table.meaning, (), tuple(table.column(n) for n in names))
     specs = [source.columns[n] for n in names if n in source.columns]
-    read = {c for spec in specs for c in spec.columns}
-    read |= {c for spec in specs for step in spec.lookups for c in step.own_columns}
+    read = {c for spec in specs for step in spec.source for c in step_columns(step)}
     read |= {c for rule in source.filters for c in rule.column}
     raw = read_export_file(path, read)
     if raw.empty_file:
