@@ -191,7 +191,8 @@ def score_accounts(
     if renewal is not None:
         check_feature_drift(renewal.model, catalog, frame)
     ranking = renewal.model if params.rank_by == "renewal" and renewal is not None else model
-    catalogue = Catalogue.from_json(catalog).only(ranking.features)
+    full = Catalogue.from_json(catalog)  # ARR and renewal dates are shown even when a model does not use them
+    catalogue = full.only(ranking.features)
     specs = catalogue.by_name
     now = frame[frame["snapshot_date"].dt.date == as_of].set_index("account_id", drop=False)
     prev = frame[frame["snapshot_date"].dt.date == before].set_index("account_id", drop=False)
@@ -202,14 +203,11 @@ def score_accounts(
     contrib_prev = explain.shap_contributions(ranking, prev) if len(prev) else None
     p_now = calibrated(ranking, contrib_now, now.index)
     p_prev = calibrated(ranking, contrib_prev, prev.index) if contrib_prev is not None else pd.Series(dtype=float)
-    p_horizon = p_now if ranking is model else pd.Series(model.predict_proba(now), index=now.index)
-    p_renewal = (
-        p_now
-        if ranking is not model
-        else pd.Series(renewal.model.predict_proba(now), index=now.index)
-        if renewal is not None
-        else pd.Series(np.nan, index=now.index)
-    )
+    if ranking is model:
+        p_horizon = p_now
+        p_renewal = pd.Series(renewal.model.predict_proba(now) if renewal else np.nan, index=now.index)
+    else:
+        p_horizon, p_renewal = pd.Series(model.predict_proba(now), index=now.index), p_now
 
     X_now = ranking.matrix(now)
     references = ranking.metadata.get("retained_reference", {})
@@ -229,7 +227,6 @@ def score_accounts(
     out["owner"] = accounts["owner"].reindex(now.index) if "owner" in accounts else pd.NA
     for attribute in ("segment", "region"):  # account attributes, straight from the accounts table
         out[attribute] = accounts[attribute].reindex(now.index).astype("string") if attribute in accounts else pd.NA
-    full = Catalogue.from_json(catalog)  # ARR and renewal dates are shown even when a model does not use them
     out["arr"] = now[full.arr].astype(float).round(2) if full.arr and full.arr in now else np.nan
     renewal_days = full.days_to_renewal
     days = (
