@@ -130,11 +130,21 @@ def load_model(root: Path | str | None = None, spec: str | None = None):
         ``(ChurnModel, version label)``, as ``churn score --model`` uses them.
     """
     s = project_settings(root)
+    return scoring.load_model(project_spec(root, spec), s.paths.models, tracking_uri(s))
+
+
+def project_spec(root: Path | str | None, spec: str | None) -> str | None:
+    """A model folder relative to the project root (notebooks run from notebooks/); a registry URI as it is."""
     if spec and not spec.startswith(("models:/", "runs:/")):
-        spec = str(project_root(root) / spec)
+        return str(project_root(root) / spec)
+    return spec
+
+
+def tracking_uri(s) -> str:
+    """The project's MLflow store, as the stages resolve it."""
     from models import tracking
 
-    return scoring.load_model(spec, s.paths.models, tracking.resolve_tracking_uri(s.paths.mlflow_db))
+    return tracking.resolve_tracking_uri(s.paths.mlflow_db)
 
 
 def test_window(root: Path | str | None = None) -> pd.DataFrame:
@@ -187,12 +197,9 @@ def score_weeks(
         else (as_of or s.score.as_of or scoring.default_as_of(read_export_date(s.paths.interim, tables).date))
     )
     before = when - dt.timedelta(days=7)
-    if model and not model.startswith(("models:/", "runs:/")):
-        model = str(project_root(root) / model)
-    from models import tracking
-
-    uri = tracking.resolve_tracking_uri(s.paths.mlflow_db)
-    horizon, renewal = scoring.load_scorers(model, None, s.paths.models, s.paths.renewal_model, uri, s.score.rank_by)
+    horizon, renewal = scoring.load_scorers(
+        project_spec(root, model), None, s.paths.models, s.paths.renewal_model, tracking_uri(s), s.score.rank_by
+    )
     folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="churn-weekly-"))
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
