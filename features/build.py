@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features import adoption, context, qbr, responsiveness, support, tenure, voice
+from features import adoption, context, qbr, responsiveness, support, tenure, usage, voice
 from features.catalogue import FeatureSpec, catalogue_to_json
 from features.duck import KEY, Table, for_accounts
 from features.errors import InputError
@@ -37,6 +37,10 @@ class Family:
     ``per_account``: each account's features depend on that account's rows (and on ``shared``,
     computed once from the whole book), so the family can run on batches of accounts: exactly
     the same values, a fraction of the memory. Adoption shares the product's feature catalogue.
+
+    ``specs_for``: a family whose columns depend on the export (usage metrics per event type)
+    builds its specs from ``shared``; ``shared`` is then given the caller's fixed vocabularies
+    (a model's, when scoring) so the columns are the model's, not this export's.
     """
 
     name: str
@@ -44,7 +48,12 @@ class Family:
     specs: list[FeatureSpec]
     compute: Callable[[dict[str, Table], pd.DataFrame, FeatureParams, Any], pd.DataFrame]
     per_account: bool = True
-    shared: Callable[[dict[str, Table]], Any] = lambda tables: None
+    shared: Callable[[dict[str, Table], FeatureParams, Mapping[str, dict]], Any] = lambda tables, p, fixed: None
+    specs_for: Callable[[Any], list[FeatureSpec]] | None = None
+
+    def specs_of(self, shared: Any) -> list[FeatureSpec]:
+        """This run's specs: the static list, or those built from the shared vocabulary."""
+        return self.specs if self.specs_for is None else self.specs_for(shared)
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -60,7 +69,15 @@ FAMILIES: tuple[Family, ...] = (
         ("usage_events",),
         adoption.SPECS,
         lambda t, g, p, first_days: adoption.adoption_features(t, g, first_days),
-        shared=adoption.feature_first_days,
+        shared=lambda tables, p, fixed: adoption.feature_first_days(tables),
+    ),
+    Family(
+        "usage",
+        ("usage_events",),
+        usage.SPECS,
+        lambda t, g, p, vocabulary: usage.usage_features(t, g, vocabulary),
+        shared=lambda tables, p, fixed: usage.vocabulary_from(tables, p.usage.max_event_types, fixed),
+        specs_for=usage.vocabulary_specs,
     ),
     Family("support", ("tickets",), support.TICKET_SPECS, lambda t, g, p, _: support.ticket_features(t, g)),
     # proactive touches belong to the support family but are read from e-mails
@@ -75,7 +92,7 @@ FAMILIES: tuple[Family, ...] = (
 
 
 def all_specs() -> list[FeatureSpec]:
-    """Every feature the stage can produce, in output order."""
+    """Every feature with a fixed name, in output order (learned families add their vocabulary's)."""
     return [spec for family in FAMILIES for spec in family.specs]
 
 
@@ -106,7 +123,7 @@ def usable_tables(tables: Mapping[str, pd.DataFrame]) -> tuple[dict[str, pd.Data
     return usable, missing
 
 
-LONGEST_WINDOW_DAYS = 90  # the longest look-back of the large tables' features (e-mails, usage)
+LONGEST_WINDOW_DAYS = 120  # the longest look-back: usage trends per event type read the 90 days before the last 30
 
 
 def first_snapshot(params: FeatureParams, tables: Mapping[str, Table]) -> tuple[pd.Timestamp, dict]:
@@ -163,6 +180,7 @@ def compute_in_batches(
     p: FeatureParams,
     rows_in: int,
     batch_rows: int | None,
+    shared: Any,
 ) -> pd.DataFrame:
     """``family.compute`` on the whole grid, or batch by batch of accounts when its tables are large.
 
@@ -172,8 +190,7 @@ def compute_in_batches(
     """
     batches = account_batches(grid, rows_in, batch_rows, p.frequency_days) if family.per_account and batch_rows else []
     if len(batches) <= 1:
-        return family.compute(dict(tables), grid, p, None)
-    shared = family.shared(dict(tables))
+        return family.compute(dict(tables), grid, p, shared)
     ids = grid["account_id"].astype("string")
     parts = []
     for number, (first, last) in enumerate(batches, 1):
@@ -191,6 +208,7 @@ def build_features(
     params: FeatureParams,
     export_end: dt.date | None = None,
     batch_rows: int | None = None,
+    vocabulary: Mapping[str, dict] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The labelled, point-in-time feature table and its catalogue document.
 
@@ -204,6 +222,8 @@ def build_features(
             recorded); None: ``features.export_date.export_last_date`` of ``tables``.
         batch_rows: run per-account families on batches of accounts holding about this many
             event rows (bounds memory; the values are the same), or None for one pass.
+        vocabulary: the learned families' vocabularies by table (a catalogue's ``vocabulary``
+            section: the model's, when scoring), or None to learn them from ``tables``.
 
     Returns:
         The frame with ``account_id``, ``snapshot_date``, ``label`` (Int8), ``churn_date``,
@@ -225,10 +245,11 @@ def build_features(
     grid = build_grid(usable["contracts"], dates, p.horizon_days, p.grace_days, last_date)
     LOG.info("features: %d snapshots to %s, %d (account, snapshot) rows", len(dates), last_date.date(), len(grid))
 
-    frame = grid.copy()
+    columns: dict[str, Any] = {}  # joined to the grid once: inserting ~100 columns one by one fragments the frame
     specs: list[FeatureSpec] = []
     dropped: dict[str, str] = {}
     dropped_features: dict[str, str] = {}
+    vocabularies: dict[str, dict] = {}
     for family in FAMILIES:
         absent = [missing[t] for t in family.requires if t in missing]
         if absent:
@@ -238,7 +259,11 @@ def build_features(
         start = time.perf_counter()
         LOG.info("features: %s (%s): computing", family.name, ", ".join(family.requires))
         rows_in = sum(len(usable[t]) for t in family.requires)
-        result = compute_in_batches(family, usable, grid[KEY], p, rows_in, batch_rows)
+        shared = family.shared(usable, p, vocabulary or {})
+        family_specs = family.specs_of(shared)
+        if family.specs_for is not None:
+            vocabularies.update({table: shared.as_dict() for table in family.requires})
+        result = compute_in_batches(family, usable, grid[KEY], p, rows_in, batch_rows, shared)
         seconds = time.perf_counter() - start
         LOG.info(
             "features: %s (%s): %s rows in, %s rows out in %.2f s (%.0f rows/s)",
@@ -249,16 +274,18 @@ def build_features(
             seconds,
             rows_in / max(seconds, 1e-9),
         )
-        for spec in family.specs:
-            frame[spec.name] = result[spec.name].to_numpy() if spec.dtype != "category" else result[spec.name].values
-        specs.extend(family.specs)
+        for spec in family_specs:
+            columns[spec.name] = result[spec.name].to_numpy() if spec.dtype != "category" else result[spec.name].values
+        specs.extend(family_specs)
     produced = {s.family for s in specs}
     for family in FAMILIES:
         if family.name not in produced and family.name not in dropped:
             dropped[family.name] = "; ".join(missing[t] for t in family.requires if t in missing)
 
+    frame = pd.concat([grid, pd.DataFrame(columns, index=grid.index)], axis=1)
     doc = catalogue_to_json(specs, dropped)
     doc["dropped_features"] = dropped_features
+    doc["vocabulary"] = vocabularies
     doc["snapshots"] = {
         "export_last_date": last_date.date().isoformat(),
         "first_snapshot": dates.min().date().isoformat() if len(dates) else None,

@@ -30,7 +30,7 @@ SIGNALS: dict[str, str] = {
 
 # Feature families: one module of the features package each; an absent optional table
 # drops its family.
-FAMILIES = ("responsiveness", "qbr", "adoption", "support", "voice", "tenure", "context")
+FAMILIES = ("responsiveness", "qbr", "adoption", "usage", "support", "voice", "tenure", "context")
 # The feature table's look-ahead columns (from the snapshot grid): targets and what evaluation
 # needs, never features.
 LABEL_COLUMNS = ("label", "churn_date", "term_end", "renewal_label")
@@ -45,7 +45,11 @@ class FeatureSpec:
     ``phrase`` is a sentence with a ``{value}`` placeholder, e.g.
     "Customer e-mails wait {value} for a reply (median, last 90 days)".
     ``risk_direction`` is +1 when higher values mean more risk, -1 when lower values do,
-    0 when there is no direction (categoricals).
+    0 when there is no direction (categoricals, current ARR) or none is known in advance.
+    ``learned``: the feature is built from the export's own vocabulary (an event type's usage), so
+    its direction is not promised: no monotone constraint, and reasons take the direction the
+    fitted model shows (``models.train.learned_directions``). ``reason_group``: features that make
+    one reason together (an event type's four metrics); by default the signal.
     """
 
     name: str
@@ -56,6 +60,13 @@ class FeatureSpec:
     unit: Unit
     risk_direction: Literal[-1, 0, 1]
     dtype: Literal["float", "int", "category"] = "float"
+    learned: bool = False
+    reason_group: str | None = None
+
+    @property
+    def group(self) -> str:
+        """The reason this feature speaks for: its ``reason_group``, else its signal."""
+        return self.reason_group or self.signal
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -135,8 +146,12 @@ class Catalogue:
 
     @property
     def monotone_constraints(self) -> list[int]:
-        """The risk direction per feature (0 for categoricals): more latency can never lower risk."""
-        return [int(s.risk_direction) if s.dtype != "category" else 0 for s in self.specs]
+        """The risk direction per feature (0 for categoricals and learned features): more latency can never lower risk.
+
+        A constraint is a promise to the reader of a reason, so only the hand-written families,
+        whose direction the customer-success playbook knows, make it; learned usage metrics are free.
+        """
+        return [int(s.risk_direction) if s.dtype != "category" and not s.learned else 0 for s in self.specs]
 
     @property
     def context(self) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NO_DEFAULT = "missing; every setting that changes results is set here, the code has no default"
 
@@ -18,6 +18,12 @@ class StrictParams(BaseModel):
     """Unknown keys are errors (a typo fails) and values cannot be changed after loading."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UsageParams(StrictParams):
+    """The learned usage family: how much of the export's event vocabulary gets its own metrics."""
+
+    max_event_types: int = Field(ge=1)  # the types with most events; the rest pooled as "other events"
 
 
 class FeatureParams(StrictParams):
@@ -30,6 +36,7 @@ class FeatureParams(StrictParams):
     grace_days: int
     business_hours: tuple[int, int]
     engine: Literal["duckdb", "spark"]
+    usage: UsageParams
 
     @field_validator("first_snapshot", mode="before")
     @classmethod

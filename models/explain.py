@@ -123,42 +123,46 @@ def top_reasons(
     references: dict[str, float],
     top: int = 3,
 ) -> pd.DataFrame:
-    """Per account, the ``top`` risk-raising behavioural signals with a sentence each, strongest first.
+    """Per account, the ``top`` risk-raising behavioural reasons with a sentence each, strongest first.
 
     An account with none gets ``NO_WARNING_SIGN`` as its first reason (and no play).
 
-    A signal's weight is the summed contribution of its features whose values are on the risky
-    side (``risky_side``); it is a reason when that sum raises risk. Its sentence is worded from
-    its most risk-raising such feature, with the account's value and the retained reference.
+    A reason is a group of features (``FeatureSpec.group``: a signal family, or one event type's
+    learned usage metrics, so a hundred learned columns still make a few readable reasons). Its
+    weight is the summed contribution of its features whose values are on the risky side
+    (``risky_side``); it is a reason when that sum raises risk. Its sentence is worded from its
+    most risk-raising such feature, with the account's value and the retained reference;
+    ``signal_k`` is the group's signal (its play). Learned features need the model's directions
+    (``ChurnModel.reason_specs``) in ``specs``, else they have none and are never reasons.
     """
     names = contrib.values.columns
     risky = contrib.values.where(risky_side(X[names], specs, references).to_numpy(), 0.0)
-    by_signal = signal_contributions(Contributions(risky, contrib.base_value), specs).drop(
-        columns=list(NOT_A_REASON), errors="ignore"
-    )
-    signal_of = pd.Series({f: specs[f].signal for f in names})
+    group_of = pd.Series({f: specs[f].group for f in names})
+    signal_of_group = {specs[f].group: specs[f].signal for f in names}
+    by_group = risky.T.groupby(group_of).sum().T
+    by_group = by_group[[g for g in by_group.columns if signal_of_group[g] not in NOT_A_REASON]]
     values = risky.to_numpy()
     col_index = {f: i for i, f in enumerate(names)}
-    features_of = {s: [col_index[f] for f in signal_of.index[signal_of == s]] for s in by_signal.columns}
-    signal_matrix = by_signal.to_numpy()
-    order = np.argsort(-signal_matrix, axis=1, kind="stable")
+    features_of = {g: [col_index[f] for f in group_of.index[group_of == g]] for g in by_group.columns}
+    group_matrix = by_group.to_numpy()
+    order = np.argsort(-group_matrix, axis=1, kind="stable")
     rows = []
-    for i in range(len(by_signal)):
+    for i in range(len(by_group)):
         record: dict[str, object] = {}
         rank = 0
         for j in order[i]:
-            if signal_matrix[i, j] <= 0 or rank >= top:
+            if group_matrix[i, j] <= 0 or rank >= top:
                 break
-            signal = by_signal.columns[j]
-            cols = features_of[signal]
+            group = by_group.columns[j]
+            cols = features_of[group]
             best = cols[int(np.argmax(values[i, cols]))]
             feature = names[best]
             rank += 1
             record[f"reason_{rank}"] = word_reason(specs[feature], X.iat[i, best], references.get(feature))
-            record[f"signal_{rank}"] = signal
-            record[f"reason_{rank}_logodds"] = float(signal_matrix[i, j])
+            record[f"signal_{rank}"] = signal_of_group[group]
+            record[f"reason_{rank}_logodds"] = float(group_matrix[i, j])
         rows.append(record)
-    out = pd.DataFrame(rows, index=by_signal.index)
+    out = pd.DataFrame(rows, index=by_group.index)
     for r in range(1, top + 1):
         for col in (f"reason_{r}", f"signal_{r}"):
             if col not in out:

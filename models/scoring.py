@@ -112,6 +112,16 @@ def load_scorers(
     return horizon, renewal
 
 
+def scoring_vocabulary(model: ChurnModel, renewal: Scorer | None) -> dict[str, dict]:
+    """The event vocabulary both models were trained on; two different ones cannot share one feature build."""
+    if renewal is not None and renewal.model.vocabulary != model.vocabulary:
+        raise InputError(
+            "the 90-day and renewal models were trained on different event vocabularies "
+            "(features.usage): retrain both on the same feature table (`dvc repro train train_renewal`)"
+        )
+    return model.vocabulary
+
+
 def check_feature_drift(model: ChurnModel, catalog: dict, frame: pd.DataFrame) -> None:
     """Refuse to score when this export's features are not the ones the model was trained on."""
     produced = {f["name"] for f in catalog["features"]}
@@ -150,10 +160,18 @@ class ScoreResult:
 
 
 def point_in_time_features(
-    tables: dict[str, Table], dates: list[dt.date], params: FeatureParams, batch_rows: int | None = None
+    tables: dict[str, Table],
+    dates: list[dt.date],
+    params: FeatureParams,
+    batch_rows: int | None = None,
+    vocabulary: dict[str, dict] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Features of every active account at each of ``dates``, sorted by date and account."""
-    frame, catalog = build_features(tables, dates, params, batch_rows=batch_rows)
+    """Features of every active account at each of ``dates``, sorted by date and account.
+
+    ``vocabulary``: the model's event types (``ChurnModel.vocabulary``), so the learned usage
+    columns are the model's whatever types this export holds.
+    """
+    frame, catalog = build_features(tables, dates, params, batch_rows=batch_rows, vocabulary=vocabulary)
     return frame.sort_values(["snapshot_date", "account_id"], kind="stable").reset_index(drop=True), catalog
 
 
@@ -193,7 +211,7 @@ def score_accounts(
     ranking = renewal.model if params.rank_by == "renewal" and renewal is not None else model
     full = Catalogue.from_json(catalog)  # ARR and renewal dates are shown even when a model does not use them
     catalogue = full.only(ranking.features)
-    specs = catalogue.by_name
+    specs = ranking.reason_specs(catalogue.by_name)
     now = frame[frame["snapshot_date"].dt.date == as_of].set_index("account_id", drop=False)
     prev = frame[frame["snapshot_date"].dt.date == before].set_index("account_id", drop=False)
     if now.empty:
@@ -273,5 +291,8 @@ def build_scores(
     renewal: Scorer | None = None,
 ) -> ScoreResult:
     """Features at as-of and as-of − 7 days, then ``score_accounts``: the at-risk table from canonical tables."""
-    frame, catalog = point_in_time_features(tables, [as_of - dt.timedelta(days=7), as_of], feature_params, batch_rows)
+    dates = [as_of - dt.timedelta(days=7), as_of]
+    frame, catalog = point_in_time_features(
+        tables, dates, feature_params, batch_rows, scoring_vocabulary(model, renewal)
+    )
     return score_accounts(frame, catalog, as_of, tables["accounts"], model, model_version, params, playbook, renewal)

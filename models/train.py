@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lightgbm as lgb
@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from features.catalogue import LABEL_COLUMNS, Catalogue, catalogue_hash
+from features.catalogue import LABEL_COLUMNS, Catalogue, FeatureSpec, catalogue_hash
 from features.errors import InputError
 from models import explain
 from models.params import TrainParams
@@ -191,6 +191,22 @@ class ChurnModel:
         """Log-odds before calibration: the scale SHAP contributions add up to."""
         return self.booster.predict(self.matrix(frame), raw_score=True)
 
+    def reason_specs(self, specs: dict[str, FeatureSpec]) -> dict[str, FeatureSpec]:
+        """The catalogue's specs with each learned feature's risk direction read from this model.
+
+        Models saved before learned features existed have none, so their specs are unchanged.
+        """
+        directions = self.metadata.get("learned_directions", {})
+        return {
+            name: replace(spec, risk_direction=directions.get(name, 0)) if spec.learned else spec
+            for name, spec in specs.items()
+        }
+
+    @property
+    def vocabulary(self) -> dict[str, dict]:
+        """The event types the model's learned usage features were built on, by table."""
+        return self.metadata.get("vocabulary", {})
+
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probability within the horizon."""
         return self.calibrator.transform(self.raw_score(frame))
@@ -263,7 +279,37 @@ def train_model(
         "catalog_hash": catalog_hash,
     }
     metadata["retained_reference"] = explain.reference_values(parts["train"], catalogue.by_name)
+    metadata["learned_directions"] = learned_directions(booster, X_train, catalogue)
+    metadata["vocabulary"] = catalog_doc.get("vocabulary", {})
     return ChurnModel(booster, calibrator, features, levels, catalog_hash, metadata)
+
+
+DIRECTION_SAMPLE_ROWS = 50_000
+MIN_DIRECTION_CORRELATION = 0.2
+
+
+def learned_directions(booster: lgb.Booster, X: pd.DataFrame, catalogue: Catalogue) -> dict[str, int]:
+    """The risk direction the fitted model shows for each learned feature: +1, -1, or 0 when it shows none.
+
+    A learned usage metric carries no promised direction, so the reader of a reason is told the
+    side the model itself uses: the sign of the rank correlation between the feature's value and
+    its SHAP contribution on (a fixed sample of) the training window, kept only when clear
+    (|rho| >= 0.2); a feature the model barely uses, or uses both ways, is never worded as a reason.
+    """
+    learned = [s.name for s in catalogue.specs if s.learned]
+    if not learned:
+        return {}
+    sample = X.iloc[:: max(1, len(X) // DIRECTION_SAMPLE_ROWS)]
+    contributions = booster.predict(sample, pred_contrib=True)[:, :-1]
+    column = {name: i for i, name in enumerate(X.columns)}
+    out: dict[str, int] = {}
+    for name in learned:
+        values = pd.Series(sample[name].to_numpy(dtype="float64"))
+        effect = pd.Series(contributions[:, column[name]])
+        known = values.notna()
+        rho = values[known].corr(effect[known], method="spearman") if known.sum() > 2 else np.nan
+        out[name] = int(np.sign(rho)) if pd.notna(rho) and abs(rho) >= MIN_DIRECTION_CORRELATION else 0
+    return out
 
 
 def fit_model(parts: dict[str, pd.DataFrame], catalog_doc: dict, params: TrainParams, windows: Windows) -> ChurnModel:

@@ -72,7 +72,11 @@ def score(
     with timed("score: features at as-of and as-of - 7 days") as t:
         with use_engine("duckdb", s.runtime.features.duckdb_memory_limit):
             frame, catalog = scoring.point_in_time_features(
-                tables, [before, as_of], s.features, s.runtime.features.batch_rows
+                tables,
+                [before, as_of],
+                s.features,
+                s.runtime.features.batch_rows,
+                scoring.scoring_vocabulary(horizon.model, renewal),
             )
         t["rows"] = len(frame)
     with timed("score: probabilities + TreeSHAP", rows_in=len(frame)) as t:

@@ -257,5 +257,6 @@ def feature_params(**overrides) -> FeatureParams:
         "grace_days": 30,
         "business_hours": (9, 18),
         "engine": "duckdb",
+        "usage": {"max_event_types": 20},
     }
     return FeatureParams(**{**base, **overrides})

@@ -8,6 +8,7 @@ from features.build import all_specs, build_features
 from features.catalogue import catalogue_from_json
 from features.errors import InputError
 from features.snapshots import LABEL_COLUMNS
+from features.usage import Vocabulary, vocabulary_specs
 
 PARAMS = feature_params(first_snapshot="2024-03-04")
 
@@ -21,7 +22,9 @@ def test_columns_dtypes_and_catalogue_agree(export):
     frame, doc = build_features(export, None, PARAMS)
     specs = catalogue_from_json(json.loads(json.dumps(doc)))
     assert list(frame.columns) == ["account_id", "snapshot_date", *LABEL_COLUMNS] + [s.name for s in specs]
-    assert [s.name for s in specs] == [s.name for s in all_specs()]
+    assert [s.name for s in specs if not s.learned] == [s.name for s in all_specs()]
+    vocabulary = Vocabulary.from_dict(doc["vocabulary"]["usage_events"])
+    assert [s.name for s in specs if s.learned] == [s.name for s in vocabulary_specs(vocabulary) if s.learned]
     for spec in specs:
         expected = "category" if spec.dtype == "category" else "float64"
         assert str(frame[spec.name].dtype) == expected, spec.name
@@ -39,9 +42,10 @@ def test_names_follow_the_style_and_are_unique():
 def test_absent_optional_tables_drop_their_families(export):
     tables = {k: v for k, v in export.items() if k not in ("emails", "usage_events")}
     frame, doc = build_features(tables, ["2024-09-02"], PARAMS)
-    assert set(doc["dropped_families"]) == {"responsiveness", "adoption"}
+    assert set(doc["dropped_families"]) == {"responsiveness", "adoption", "usage"}
     assert "proactive_touch_count_90d" in doc["dropped_features"]  # support keeps its ticket features
-    assert not any(c.startswith("reply_") or c.startswith("usage_") for c in frame.columns)
+    assert not any(c.startswith(("reply_", "usage_", "events_")) for c in frame.columns)
+    assert doc["vocabulary"] == {}
     assert "ticket_open_count" in frame.columns
 
 

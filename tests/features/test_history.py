@@ -54,13 +54,13 @@ def test_a_table_too_bursty_to_date_and_an_empty_one_give_no_start():
 @pytest.mark.parametrize(
     ("start", "first"),
     [
-        ("2024-04-01", "2024-07-01"),  # the demo: a Monday, 91 days later
-        ("2022-01-01", "2022-04-04"),  # a Saturday: 2022-04-01 is a Friday, the next Monday
-        ("2024-04-03", "2024-07-08"),  # 2024-07-02 is a Tuesday
+        ("2024-04-01", "2024-08-05"),  # the demo: 2024-07-30 is a Tuesday, the next Monday
+        ("2022-01-01", "2022-05-02"),  # 2022-05-01 is a Sunday
+        ("2024-04-03", "2024-08-05"),  # 2024-08-01 is a Thursday
     ],
 )
 def test_the_first_snapshot_is_the_first_monday_a_full_look_back_into_the_history(start, first):
-    assert LONGEST_WINDOW_DAYS == 90
+    assert LONGEST_WINDOW_DAYS == 120
     day = first_monday_after(pd.Timestamp(start), LONGEST_WINDOW_DAYS)
     assert day == pd.Timestamp(first) and day.weekday() == 0
     assert (day - pd.Timestamp(start)).days >= LONGEST_WINDOW_DAYS
@@ -92,9 +92,9 @@ def test_features_with_auto_start_on_the_derived_monday_and_the_catalogue_says_w
     frame, doc = build_features(export, None, feature_params(first_snapshot="auto"))
     start = history_start(export).day
     first = frame["snapshot_date"].min()
-    assert first == first_monday_after(start, 90) and first.weekday() == 0
+    assert first == first_monday_after(start, 120) and first.weekday() == 0
     choice = doc["snapshots"]["first_snapshot_choice"]
-    assert choice["rule"] == "auto" and choice["lookback_days"] == 90
+    assert choice["rule"] == "auto" and choice["lookback_days"] == 120
     assert choice["history"]["start"] == start.date().isoformat()
     assert doc["snapshots"]["first_snapshot"] == first.date().isoformat()
 
