@@ -1208,10 +1208,10 @@ SCHEMAS_OUT: dict[str, pa.Schema] = {
 }
 
 
-def _driver_lists(on: np.ndarray) -> pa.Array:
-    """Semicolon-joined names of the drivers that are on, row by row."""
+def _driver_lists(on: np.ndarray, names: tuple[str, ...] = DRIVER_NAMES) -> pa.Array:
+    """Semicolon-joined names of the drivers that are on (column ``j`` of ``on`` is ``names[j]``), row by row."""
     text = pa.array([""] * len(on), pa.string())
-    for j, name in enumerate(DRIVER_NAMES):
+    for j, name in enumerate(names):
         joined = pc.binary_join_element_wise(text, name, ";")
         text = pc.if_else(pa.array(on[:, j]), joined, text)
     return pc.utf8_ltrim(text, characters=";")
@@ -1482,6 +1482,28 @@ class _Tally:
         self.segments.update(SEGMENTS[s] for s in book.seg)
 
 
+def run_summary(
+    seed: int,
+    accounts: int,
+    start: dt.date,
+    end: dt.date,
+    chunk_size: int,
+    rows: dict[str, int],
+    export_files: dict[str, str] = EXPORT_FILES,
+    truth_files: dict[str, str] = TRUTH_FILES,
+) -> dict:
+    """The head of a world's simulation.json: how it was asked for and the rows of each file."""
+    return {
+        "seed": seed,
+        "accounts": accounts,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "chunk_size": chunk_size,
+        "rows": {name: rows[name] for name in export_files},
+        "truth_rows": {name: rows[name] for name in truth_files},
+    }
+
+
 def simulate(
     accounts: int, seed: int, start: dt.date, end: dt.date, out: Path, truth: Path, chunk_size: int = 1_000
 ) -> dict:
@@ -1512,13 +1534,7 @@ def simulate(
         rows = dict(writer.rows)
     years = tally.exposure_days / 365.25
     summary = {
-        "seed": seed,
-        "accounts": accounts,
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "chunk_size": chunk_size,
-        "rows": {name: rows[name] for name in EXPORT_FILES},
-        "truth_rows": {name: rows[name] for name in TRUTH_FILES},
+        **run_summary(seed, accounts, start, end, chunk_size, rows),
         "churned_accounts": tally.churned,
         "churn_rate": round(tally.churned / accounts, 4),
         "annual_churn_rate": round(tally.churns_in_period / years, 4) if years else None,
