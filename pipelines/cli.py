@@ -63,12 +63,18 @@ def demo_data(
         Path | None, typer.Option(help="Ground-truth folder (default: params paths.ground_truth).")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="canonical, salesforce or hubspot file shapes.")] = "canonical",
+    world: Annotated[
+        str,
+        typer.Option(
+            help="crm: churn driven by customer-success signals; usage: a product-led book, usage events only."
+        ),
+    ] = "crm",
     verbose: Verbose = False,
 ) -> None:
     """Generate the demo CRM export (a simulated book of B2B accounts) and its ground truth."""
     from pipelines import demo_data as stage
 
-    stage.main(accounts=accounts, seed=seed, out=out, truth=truth, fmt=fmt)
+    stage.main(accounts=accounts, seed=seed, out=out, truth=truth, fmt=fmt, world=world)
 
 
 @app.command()

@@ -1024,12 +1024,20 @@ def simulate_usage(rng: np.random.Generator, ctx: Context) -> dict[str, np.ndarr
     uniq, first_idx, inverse = np.unique(key, return_index=True, return_inverse=True)
     total = np.bincount(inverse, weights=count).astype(np.int64)
     r_acc, r_week, r_user, r_feat = f_acc[first_idx], row_week[first_idx], user[fw][first_idx], feature[first_idx]
-    # event time: a working day of that week, working hours, customer's time zone
-    dow = np.where(rng.random(uniq.size) < 0.95, rng.integers(0, 5, uniq.size), rng.integers(5, 7, uniq.size))
-    day = np.clip(r_week * 7 + dow, b.alive_from[r_acc], np.minimum(b.alive_to[r_acc], cal.days - 1))
-    sod = np.round(HOUR * np.clip(rng.normal(13, 2.5, uniq.size), 7, 22)).astype(np.int64)
-    t = np.clip(_local_to_utc(cal, b.tz[r_acc], day, sod), 0, cal.horizon - 1)
+    t = week_times(rng, cal, b.tz[r_acc], r_week, b.alive_from[r_acc], b.alive_to[r_acc])
     return {"acc": r_acc, "user": r_user, "feature": r_feat, "t": t, "count": total}
+
+
+def week_times(
+    rng: np.random.Generator, cal: Calendar, tz: np.ndarray, week: np.ndarray, first: np.ndarray, last: np.ndarray
+) -> np.ndarray:
+    """A time (t) for each usage row of ``week``: mostly a working day and working hours in the
+    customer's time zone ``tz``, kept to the account's active days ``[first, last]``."""
+    n = len(week)
+    dow = np.where(rng.random(n) < 0.95, rng.integers(0, 5, n), rng.integers(5, 7, n))
+    day = np.clip(week * 7 + dow, first, np.minimum(last, cal.days - 1))
+    sod = np.round(HOUR * np.clip(rng.normal(13, 2.5, n), 7, 22)).astype(np.int64)
+    return np.clip(_local_to_utc(cal, tz, day, sod), 0, cal.horizon - 1)
 
 
 # --------------------------------------------------------------------------------------
@@ -1058,6 +1066,46 @@ def _dates(cal: Calendar, day: np.ndarray, missing: np.ndarray | None = None) ->
 
 def _pick(names: tuple[str, ...], idx: np.ndarray) -> pa.Array:
     return pc.take(pa.array(names, pa.string()), pa.array(np.asarray(idx, dtype=np.int64)))
+
+
+def _event_times(cal: Calendar, t: np.ndarray) -> pa.Array:
+    """Whole seconds since ``start`` (integers) as UTC timestamps, the usage table's type."""
+    epoch_us = int(dt.datetime.combine(cal.start, dt.time(), dt.UTC).timestamp()) * 1_000_000
+    return pa.array(np.asarray(t) * 1_000_000 + epoch_us, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+
+
+def account_ids(num: np.ndarray) -> pa.Array:
+    """``ACC-000042`` for account number 42."""
+    return _ids("ACC-", num, 6)
+
+
+def term_ids(num: np.ndarray, k: np.ndarray, width: int = 2) -> pa.Array:
+    """``CTR-000042-03``: the account's term ``k`` (0-based), numbered from 1."""
+    return pc.binary_join_element_wise(_ids("CTR-", num, 6), _ids("", np.asarray(k) + 1, width), "-")
+
+
+def user_ids(num: np.ndarray, user: np.ndarray) -> pa.Array:
+    """``u-000042-007``: the account's user ``user`` (0-based), numbered from 1."""
+    return pc.binary_join_element_wise(_ids("u-", num, 6), _ids("", np.asarray(user) + 1, 3), "-")
+
+
+def accounts_table(book: Book, cal: Calendar, n_total: int) -> pa.Table:
+    """The accounts export of one chunk: ids, name, owner, signup date, place, segment, industry."""
+    _, _, n_csm = _csm_blocks(n_total)
+    return pa.table(
+        {
+            "account_id": account_ids(book.num),
+            "account_name": pa.array(book.name, pa.string()),
+            "owner": _ids("csm-", book.csm + 1, max(2, len(str(n_csm)))),
+            "created_date": _dates(cal, book.created),
+            "region": _pick(tuple(loc[1] for loc in LOCATIONS), book.loc),
+            "country": _pick(tuple(loc[0] for loc in LOCATIONS), book.loc),
+            "segment": _pick(SEGMENTS, book.seg),
+            "industry": _pick(INDUSTRIES, book.industry),
+            "timezone": _pick(tuple(loc[2] for loc in LOCATIONS), book.loc),
+        },
+        schema=SCHEMAS_OUT["accounts"],
+    )
 
 
 SCHEMAS_OUT: dict[str, pa.Schema] = {
@@ -1160,10 +1208,10 @@ SCHEMAS_OUT: dict[str, pa.Schema] = {
 }
 
 
-def _driver_lists(on: np.ndarray) -> pa.Array:
-    """Semicolon-joined names of the drivers that are on, row by row."""
+def _driver_lists(on: np.ndarray, names: tuple[str, ...] = DRIVER_NAMES) -> pa.Array:
+    """Semicolon-joined names of the drivers that are on (column ``j`` of ``on`` is ``names[j]``), row by row."""
     text = pa.array([""] * len(on), pa.string())
-    for j, name in enumerate(DRIVER_NAMES):
+    for j, name in enumerate(names):
         joined = pc.binary_join_element_wise(text, name, ";")
         text = pc.if_else(pa.array(on[:, j]), joined, text)
     return pc.utf8_ltrim(text, characters=";")
@@ -1184,28 +1232,12 @@ def chunk_tables(
     book: Book, terms: Terms, events: dict[str, dict[str, np.ndarray]], cal: Calendar, n_total: int, counters: Counters
 ) -> dict[str, pa.Table]:
     """The chunk's rows of every export and truth table, in canonical shape."""
-    acc_ids = _ids("ACC-", book.num, 6)
+    acc_ids = account_ids(book.num)
     of = lambda idx: pc.take(acc_ids, pa.array(np.asarray(idx, dtype=np.int64)))  # noqa: E731
-    _, _, n_csm = _csm_blocks(n_total)
-    tables: dict[str, pa.Table] = {}
-    country = tuple(loc[0] for loc in LOCATIONS)
-    tables["accounts"] = pa.table(
-        {
-            "account_id": acc_ids,
-            "account_name": pa.array(book.name, pa.string()),
-            "owner": _ids("csm-", book.csm + 1, max(2, len(str(n_csm)))),
-            "created_date": _dates(cal, book.created),
-            "region": _pick(tuple(loc[1] for loc in LOCATIONS), book.loc),
-            "country": _pick(country, book.loc),
-            "segment": _pick(SEGMENTS, book.seg),
-            "industry": _pick(INDUSTRIES, book.industry),
-            "timezone": _pick(tuple(loc[2] for loc in LOCATIONS), book.loc),
-        },
-        schema=SCHEMAS_OUT["accounts"],
-    )
+    tables: dict[str, pa.Table] = {"accounts": accounts_table(book, cal, n_total)}
 
     status = np.where(terms.cancel >= 0, 2, np.where(terms.end < cal.days - 1, 1, 0))
-    contract_ids = pc.binary_join_element_wise(_ids("CTR-", book.num[terms.acc], 6), _ids("", terms.k + 1, 2), "-")
+    contract_ids = term_ids(book.num[terms.acc], terms.k)
     tables["contracts"] = pa.table(
         {
             "contract_id": contract_ids,
@@ -1278,13 +1310,12 @@ def chunk_tables(
     counters.surveys += s["acc"].size
 
     u = events["usage"]
-    epoch_us = int(dt.datetime.combine(cal.start, dt.time(), dt.UTC).timestamp()) * 1_000_000
     tables["usage_events"] = pa.table(
         {
             "account_id": of(u["acc"]),
-            "user_id": pc.binary_join_element_wise(_ids("u-", book.num[u["acc"]], 6), _ids("", u["user"] + 1, 3), "-"),
+            "user_id": user_ids(book.num[u["acc"]], u["user"]),
             "feature": _pick(tuple(f[0] for f in PRODUCT_FEATURES), u["feature"]),
-            "event_at": pa.array(u["t"] * 1_000_000 + epoch_us, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "event_at": _event_times(cal, u["t"]),
             "event_count": pa.array(u["count"].astype(np.int64)),
         },
         schema=SCHEMAS_OUT["usage_events"],
@@ -1346,11 +1377,23 @@ def _truth_tables(
 
 
 class ExportWriter:
-    """Appends chunks to every output file; files appear (atomically) only when all is done."""
+    """Appends chunks to every output file; files appear (atomically) only when all is done.
 
-    def __init__(self, out: Path, truth: Path) -> None:
-        self._targets = {name: out / f for name, f in EXPORT_FILES.items()}
-        self._targets.update({name: truth / f for name, f in TRUTH_FILES.items()})
+    By default the CRM world's files; another world names its own export and truth files and
+    the Arrow schema of each (``schemas``, by table name).
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        truth: Path,
+        export_files: dict[str, str] = EXPORT_FILES,
+        truth_files: dict[str, str] = TRUTH_FILES,
+        schemas: dict[str, pa.Schema] = SCHEMAS_OUT,
+    ) -> None:
+        self._targets = {name: out / f for name, f in export_files.items()}
+        self._targets.update({name: truth / f for name, f in truth_files.items()})
+        self._schemas = schemas
         self._stack = ExitStack()
         self._writers: dict[str, pacsv.CSVWriter | pq.ParquetWriter] = {}
         self.rows: Counter[str] = Counter()
@@ -1358,7 +1401,7 @@ class ExportWriter:
     def __enter__(self) -> "ExportWriter":
         for name, target in self._targets.items():
             tmp = self._stack.enter_context(atomic_path(target))
-            schema = SCHEMAS_OUT[name]
+            schema = self._schemas[name]
             if target.suffix == ".parquet":
                 writer = pq.ParquetWriter(tmp, schema, compression="zstd")
                 self._stack.callback(writer.close)
@@ -1439,6 +1482,28 @@ class _Tally:
         self.segments.update(SEGMENTS[s] for s in book.seg)
 
 
+def run_summary(
+    seed: int,
+    accounts: int,
+    start: dt.date,
+    end: dt.date,
+    chunk_size: int,
+    rows: dict[str, int],
+    export_files: dict[str, str] = EXPORT_FILES,
+    truth_files: dict[str, str] = TRUTH_FILES,
+) -> dict:
+    """The head of a world's simulation.json: how it was asked for and the rows of each file."""
+    return {
+        "seed": seed,
+        "accounts": accounts,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "chunk_size": chunk_size,
+        "rows": {name: rows[name] for name in export_files},
+        "truth_rows": {name: rows[name] for name in truth_files},
+    }
+
+
 def simulate(
     accounts: int, seed: int, start: dt.date, end: dt.date, out: Path, truth: Path, chunk_size: int = 1_000
 ) -> dict:
@@ -1469,13 +1534,7 @@ def simulate(
         rows = dict(writer.rows)
     years = tally.exposure_days / 365.25
     summary = {
-        "seed": seed,
-        "accounts": accounts,
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "chunk_size": chunk_size,
-        "rows": {name: rows[name] for name in EXPORT_FILES},
-        "truth_rows": {name: rows[name] for name in TRUTH_FILES},
+        **run_summary(seed, accounts, start, end, chunk_size, rows),
         "churned_accounts": tally.churned,
         "churn_rate": round(tally.churned / accounts, 4),
         "annual_churn_rate": round(tally.churns_in_period / years, 4) if years else None,

@@ -27,10 +27,10 @@ START, END = dt.date(2024, 4, 1), dt.date(2026, 11, 20)
 # ---------------------------------------------------------------- helpers
 
 
-def load_export(folder: Path) -> dict[str, pd.DataFrame]:
-    """Every canonical table, parsed the way ingest would: UTC timestamps, plain dates."""
+def load_export(folder: Path, files: dict[str, str] = sim.EXPORT_FILES) -> dict[str, pd.DataFrame]:
+    """Every canonical table of ``files`` (name to file), parsed the way ingest would: UTC timestamps, plain dates."""
     frames = {}
-    for name, file in sim.EXPORT_FILES.items():
+    for name, file in files.items():
         path = folder / file
         frame = (
             pd.read_parquet(path)
