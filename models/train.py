@@ -307,7 +307,8 @@ def learned_directions(booster: lgb.Booster, X: pd.DataFrame, catalogue: Catalog
         values = pd.Series(sample[name].to_numpy(dtype="float64"))
         effect = pd.Series(contributions[:, column[name]])
         known = values.notna()
-        rho = values[known].corr(effect[known], method="spearman") if known.sum() > 2 else np.nan
+        varies = values[known].nunique() > 1 and effect[known].nunique() > 1  # a constant has no direction
+        rho = values[known].corr(effect[known], method="spearman") if varies else np.nan
         out[name] = int(np.sign(rho)) if pd.notna(rho) and abs(rho) >= MIN_DIRECTION_CORRELATION else 0
     return out
 
