@@ -68,6 +68,11 @@ class FeatureSpec:
         """The reason this feature speaks for: its ``reason_group``, else its signal."""
         return self.reason_group or self.signal
 
+    @property
+    def group_title(self) -> str:
+        """The reason in words, for importance tables: the group's name, or the signal's."""
+        return self.reason_group or SIGNALS[self.signal]
+
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"{self.name}: unknown family {self.family!r}")

@@ -82,7 +82,8 @@ class Vocabulary:
     @property
     def labels(self) -> list[str]:
         """What each slot is called in a sentence: the event type's own name, then "other events"."""
-        return [*self.event_types, *([OTHER] if self.other else [])]
+        other = OTHER if OTHER not in self.event_types else f"{OTHER} (pooled)"
+        return [*self.event_types, *([other] if self.other else [])]
 
     @property
     def slugs(self) -> list[str]:
@@ -140,10 +141,11 @@ def _quoted_braces(text: str) -> str:
 def event_type_specs(label: str, slug: str) -> list[FeatureSpec]:
     """The four metrics of one event type, worded from its name ("report_viewed in the last 30 days: 3").
 
-    ``learned``: no risk direction is promised; ``reason_group`` makes the four one reason.
+    ``learned``: no risk direction is promised; ``reason_group`` makes the four one reason, named
+    for importance tables ("Use of report_viewed").
     """
     name = _quoted_braces(label)
-    group = f"usage:{slug}"
+    group = f"Use of {label}"
 
     def spec(column: str, title: str, phrase: str, unit: str) -> FeatureSpec:
         return FeatureSpec(column, FAMILY, "adoption", title, phrase, unit, 0, learned=True, reason_group=group)

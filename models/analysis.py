@@ -422,8 +422,14 @@ def numeric_matrix(X: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def mean_abs_contribution(contrib: pd.DataFrame) -> pd.Series:
-    """Mean |SHAP| per feature, largest first: importance on the scale of the scores themselves."""
+def mean_abs_contribution(contrib: pd.DataFrame, groups: dict[str, str] | None = None) -> pd.Series:
+    """Mean |SHAP| per feature, largest first: importance on the scale of the scores themselves.
+
+    ``groups`` (feature -> reason title, ``FeatureSpec.group_title``) sums each reason's features
+    per row first, so an event type's four learned metrics are one bar, as they are one reason.
+    """
+    if groups is not None:
+        contrib = contrib.T.groupby(pd.Series(groups).reindex(contrib.columns).to_numpy()).sum().T
     return contrib.abs().mean().sort_values(ascending=False).rename("mean_abs_shap")
 
 

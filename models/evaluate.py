@@ -191,11 +191,24 @@ def curve_frames(pred: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {k: pd.concat(v, ignore_index=True) for k, v in frames.items()}
 
 
-def importance_frame(booster) -> pd.DataFrame:
-    """Gain importance per feature of a LightGBM booster, largest first."""
+def importance_frame(booster, catalogue: Catalogue | None = None) -> pd.DataFrame:
+    """Gain importance per feature of a LightGBM booster, largest first; with the catalogue, each feature's reason."""
     gains = booster.feature_importance(importance_type="gain")
     frame = pd.DataFrame({"feature": booster.feature_name(), "importance": gains})
+    if catalogue is not None:
+        titles = {s.name: s.group_title for s in catalogue.specs}
+        frame["reason"] = frame["feature"].map(titles)
     return frame.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def importance_by_reason(importance: pd.DataFrame) -> pd.DataFrame:
+    """Gain summed per reason (a signal family, or one event type's learned metrics), largest first.
+
+    A hundred learned usage columns split their gain four ways per event type; summed, the
+    table reads like the reasons on the list.
+    """
+    grouped = importance.groupby("reason", sort=False)["importance"].sum().reset_index()
+    return grouped.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def summary_document(evaluation: dict) -> dict:

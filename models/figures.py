@@ -37,7 +37,11 @@ CURVES = {
 
 
 def evaluation_figures(curves: dict[str, pd.DataFrame], importance: pd.DataFrame) -> dict[str, Figure]:
-    """One titled, labelled figure per curve (model and baselines) and one of gain importance."""
+    """One titled, labelled figure per curve (model and baselines) and one of gain importance.
+
+    ``importance``: ``feature, importance`` (``evaluate.importance_frame``) or ``reason, importance``
+    (``evaluate.importance_by_reason``), largest first; the first column labels the bars.
+    """
     figures: dict[str, Figure] = {}
     for name, (x, y, title, xlabel, ylabel) in CURVES.items():
         fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
@@ -50,9 +54,14 @@ def evaluation_figures(curves: dict[str, pd.DataFrame], importance: pd.DataFrame
         fig.tight_layout()
         figures[name] = fig
     top = importance.head(20).iloc[::-1]
+    by = importance.columns[0]  # "feature", or "reason" for gain summed per reason
     fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
-    ax.barh(top["feature"], top["importance"])
-    ax.set(title="Feature importance (gain)", xlabel="Total gain", ylabel="")
+    ax.barh(top[by], top["importance"])
+    ax.set(
+        title="Feature importance (gain)" if by == "feature" else "Importance by reason (gain)",
+        xlabel="Total gain",
+        ylabel="",
+    )
     fig.tight_layout()
     figures["importance"] = fig
     return figures

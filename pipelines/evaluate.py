@@ -11,6 +11,7 @@ import logging
 
 import pandas as pd
 
+from features.catalogue import Catalogue
 from features.errors import InputError
 from models import evaluate, figures, tracking
 from models.train import EVALUATION_FILE, PREDICTIONS_FILE, ChurnModel
@@ -30,12 +31,14 @@ def main() -> None:
     model = ChurnModel.load(model_dir)
     plots = s.paths.reports / "plots"
     curves = evaluate.curve_frames(pred)
-    importance = evaluate.importance_frame(model.booster)
-    for name, frame in {**curves, "importance": importance}.items():
+    catalogue = Catalogue.from_json(json.loads(s.paths.feature_catalog.read_text())).only(model.features)
+    importance = evaluate.importance_frame(model.booster, catalogue)
+    by_reason = evaluate.importance_by_reason(importance)
+    for name, frame in {**curves, "importance": importance, "importance_by_reason": by_reason}.items():
         write_csv(frame.round(6), plots / f"{name}.csv")
     pictures = [
         write_figure(fig, plots / "png" / f"{name}.png", **figures.CURVE_SAVE)
-        for name, fig in figures.evaluation_figures(curves, importance).items()
+        for name, fig in figures.evaluation_figures(curves, by_reason).items()
     ]
     doc = evaluate.metrics_document(evaluation, pred)
     renewal_dir = s.paths.renewal_model

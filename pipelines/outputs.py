@@ -155,6 +155,38 @@ def test_window(root: Path | str | None = None) -> pd.DataFrame:
     return keys.merge(features, on=["account_id", "snapshot_date"], how="left", validate="one_to_one")
 
 
+def compare_runs(roots: dict[str, Path | str]) -> pd.DataFrame:
+    """The test-window figures of several project runs side by side (e.g. the CRM demo and the usage world).
+
+    One row per (run, target, model): ROC AUC, PR AUC and Brier of the model and each baseline,
+    from each run's ``reports/metrics.json``; the export each ran on; and, for the model rows,
+    the LightGBM setting its training chose and how many features it had.
+    """
+    rows = []
+    for name, root in roots.items():
+        s = project_settings(root)
+        metrics = json.loads((s.paths.reports / "metrics.json").read_text())
+        for target, section, folder in (
+            ("90 days", metrics, s.paths.models),
+            ("renewal", metrics.get("renewal"), s.paths.renewal_model),
+        ):
+            if not section:
+                continue
+            meta_file = folder / "metadata.json"
+            meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+            for model in ("model", "logistic", "health", "calendar"):
+                if model not in section:
+                    continue
+                m = section[model]
+                row = {"run": name, "export": str(s.data.export_dir), "target": target, "model": model}
+                row.update({k: m.get(k) for k in ("roc_auc", "pr_auc", "brier", "positives", "rows")})
+                if model == "model":
+                    row["setting"] = meta.get("tuning", {}).get("chosen")
+                    row["features"] = len(meta.get("retained_reference", {})) or None
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def read_backtest(root: Path | str | None = None) -> dict:
     """What the backtest stage wrote: ``report`` (backtest.json), ``curve`` (lead_time.csv), ``weeks`` and ``churns``."""
     reports = project_settings(root).paths.reports

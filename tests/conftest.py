@@ -84,6 +84,28 @@ def demo_run(tmp_path_factory) -> Path:
     return clone
 
 
+USAGE_WORLD_ACCOUNTS = 1000
+
+
+@pytest.fixture(scope="session")
+def usage_world_run(tmp_path_factory) -> Path:
+    """A temporary clone after `dvc repro evaluate` on the second world (`churn demo-data --world usage`).
+
+    Only ``data.export_dir`` changes: the same params, windows and models as on the CRM demo.
+    """
+    import yaml
+
+    clone = make_clone(tmp_path_factory.mktemp("usage-world"))
+    world = ["--world", "usage", "--accounts", str(USAGE_WORLD_ACCOUNTS)]
+    run(["churn", "demo-data", *world, "--out", "data/raw/usage", "--truth", "data/ground_truth/usage"], cwd=clone)
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["data"]["export_dir"] = "data/raw/usage"
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = run(["dvc", "repro", "evaluate"], cwd=clone)
+    (clone / "repro.log").write_text(result.stdout + result.stderr)
+    return clone
+
+
 class ProcessRefused(FileNotFoundError):
     """A probed tool refused in the fast lane: to the caller it looks like a tool that is not installed."""
 

@@ -85,7 +85,7 @@ def test_names_are_column_safe_unique_and_phrases_keep_the_type_name():
     specs = {s.name: s for s in vocabulary_specs(vocabulary)}
     weird = specs["events_weird_name_30d"]
     assert weird.phrase.format(value=format_value(3.0, weird.unit)) == "{weird} name in the last 30 days: 3"
-    assert weird.learned and weird.risk_direction == 0 and weird.group == "usage:weird_name"
+    assert weird.learned and weird.risk_direction == 0 and weird.group == "Use of {weird} name"
     assert not specs["usage_active_days_30d"].learned and specs["usage_active_days_30d"].risk_direction == -1
     assert len({s.group for s in specs.values() if s.learned}) == 5  # one reason per event type
 
