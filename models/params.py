@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from features.params import NO_DEFAULT, StrictParams
 
 WINDOW_DATES = ("train_end", "valid_start", "valid_end", "test_start", "test_end")
+REFIT = "refit"  # the winner refitted on the whole train window, beside the candidates in logs and MLflow
 
 
 class WindowWeeks(StrictParams):
@@ -25,8 +26,48 @@ class WindowWeeks(StrictParams):
     min_outcomes: int = Field(ge=0)  # test and validation reach back until each holds this many churned and retained
 
 
+class Candidate(StrictParams):
+    """One LightGBM setting the search tries (an item of ``train.tuning.candidates``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")  # in the log, metadata and MLflow metric keys
+    num_leaves: int = Field(ge=2)  # 2: stumps, one split per tree, an additive model
+    min_data_in_leaf_share: float = Field(gt=0, lt=1)  # of the rows the candidate is fitted on (at least the floor)
+    lambda_l2: float = Field(ge=0)
+    learning_rate: float = Field(gt=0, le=1)
+    feature_fraction: float = Field(gt=0, le=1)
+
+
+class Tuning(StrictParams):
+    """The small search that chooses LightGBM's setting on the validation window, per fit.
+
+    Every candidate is fitted with early stopping on validation; the best validation ROC AUC
+    wins and a tie goes to the candidate listed first (list them simplest first). A training
+    window larger than ``search_rows`` is searched on a deterministic sample of that many rows,
+    and the winner refitted on the whole window.
+    """
+
+    candidates: list[Candidate] = Field(min_length=1)  # a list: its order, not a mapping's, breaks ties
+    min_data_in_leaf_floor: int = Field(ge=1)  # min_data_in_leaf = max(floor, share x rows fitted on)
+    search_rows: int = Field(ge=1)
+    num_boost_round: int = Field(ge=1)
+    early_stopping_rounds: int = Field(ge=1)
+    bagging_fraction: float = Field(gt=0, le=1)
+    bagging_freq: int = Field(ge=0)
+
+    @field_validator("candidates")
+    @classmethod
+    def _names_are_unique(cls, candidates: list[Candidate]) -> list[Candidate]:
+        names = [c.name for c in candidates]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"candidate name(s) {', '.join(twice)} given twice")
+        if REFIT in names:
+            raise ValueError(f"candidate name {REFIT!r} is taken: the winner's refit is recorded under it")
+        return candidates
+
+
 class TrainParams(StrictParams):
-    """The ``train`` section of params.yaml: windows, LightGBM, calibration, registry names.
+    """The ``train`` section of params.yaml: windows, LightGBM's search, calibration, registry names.
 
     ``windows: auto`` derives the out-of-time windows from the feature table's labelled
     snapshots with the sizes in ``window_weeks``; ``windows: dates`` takes the four dates and
@@ -42,16 +83,8 @@ class TrainParams(StrictParams):
     test_start: dt.date | None = None
     test_end: dt.date | None = None  # with dates, null: the last fully labelled snapshot
     calibration: Literal["isotonic", "sigmoid"]
-    seed: int
-    num_boost_round: int
-    early_stopping_rounds: int
-    learning_rate: float
-    num_leaves: int
-    min_data_in_leaf: int
-    feature_fraction: float
-    bagging_fraction: float
-    bagging_freq: int
-    lambda_l2: float
+    seed: int  # LightGBM's and the logistic baseline's
+    tuning: Tuning
     scale_pos_weight: float | Literal["auto"]
     monotone: bool
     registered_model: str

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from features.errors import InputError
+from models.params import REFIT
 
 LOG = logging.getLogger("churn.tracking")
 CHAMPION = "champion"
@@ -185,6 +186,24 @@ def score_champion_on_test(client, name: str, test, features: list[str], arr) ->
     return metrics, version.version
 
 
+CHOSEN_SETTING = ("num_leaves", "min_data_in_leaf", "lambda_l2", "learning_rate", "feature_fraction")
+SEARCH_FILE = "tuning/search.json"  # the run's artifact: every candidate of the search, with wall times
+
+
+def search_metrics(tuning: dict, fit_seconds: dict[str, float]) -> dict[str, float]:
+    """The search of ``metadata.json`` (``tuning``) as flat MLflow metrics: ``search.<candidate>.<figure>``."""
+    out = {}
+    rows = [(c["name"], c) for c in tuning["candidates"]]
+    if tuning.get("refit"):
+        rows.append((REFIT, tuning["refit"]))
+    for name, row in rows:
+        for key in ("valid_roc_auc", "valid_log_loss", "best_iteration"):
+            out[f"search.{name}.{key}"] = float(row[key])
+        if name in fit_seconds:
+            out[f"search.{name}.fit_seconds"] = round(float(fit_seconds[name]), 3)
+    return out
+
+
 @dataclass(frozen=True)
 class TrainingRun:
     """What one training run logs: where, under which names, and with which parameters and data."""
@@ -199,7 +218,7 @@ class TrainingRun:
 
 
 def log_training_run(run: TrainingRun, model, test, evaluation: dict, model_dir: Path, arr) -> dict:
-    """One MLflow run: params, data fingerprint, metrics, the model (registered), and the gate decision.
+    """One MLflow run: params, data fingerprint, metrics, the search, the model (registered), and the gate decision.
 
     When the registry already holds a version with the same model files (a forced rerun on the
     same data and parameters), nothing new is logged or registered: the existing run and version
@@ -237,6 +256,11 @@ def log_training_run(run: TrainingRun, model, test, evaluation: dict, model_dir:
         mlflow.set_tags({**run.tags, "git_commit": git_commit(), "test_window": run.test_window})
         for which, metrics in evaluation["test"].items():
             mlflow.log_metrics({f"{which}_{k}": v for k, v in metrics.items() if np.isfinite(v)})
+        tuning = model.metadata.get("tuning")
+        if tuning:  # every candidate's validation figures, as metrics and as one JSON table
+            mlflow.log_metrics(search_metrics(tuning, model.fit_seconds))
+            seconds = {name: round(value, 3) for name, value in model.fit_seconds.items()}
+            mlflow.log_dict({**tuning, "fit_seconds": seconds}, SEARCH_FILE)
         for days, by_model in evaluation.get("roc_auc_beyond", {}).items():
             mlflow.log_metrics(
                 {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,11 +18,12 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss, roc_auc_score
 
 from features.catalogue import LABEL_COLUMNS, Catalogue, FeatureSpec, catalogue_hash
 from features.errors import InputError
 from models import explain
-from models.params import TrainParams
+from models.params import REFIT, Candidate, TrainParams, Tuning
 from models.targets import HORIZON, LABEL, Target, split_dates
 from models.windows import Windows, fully_labelled_dates
 
@@ -100,23 +102,33 @@ def model_matrix(frame: pd.DataFrame, features: list[str], levels: dict[str, lis
     return X
 
 
-def lightgbm_params(p: TrainParams, positive_weight: float) -> dict:
-    """Deterministic LightGBM settings: same data and params give the same model bytes."""
+def min_data_in_leaf(candidate: Candidate, rows: int, floor: int) -> int:
+    """The candidate's least rows per leaf on ``rows`` training rows: its share of them, at least ``floor``.
+
+    A share keeps a setting's strength when the search runs on a sample and the winner is
+    refitted on the whole window, and when the same params train books of any size.
+    """
+    return max(floor, int(round(candidate.min_data_in_leaf_share * rows)))
+
+
+def lightgbm_params(p: TrainParams, candidate: Candidate, rows: int, positive_weight: float) -> dict:
+    """Deterministic LightGBM settings of one candidate: same data and params give the same model bytes."""
     # Early stopping watches log loss (what calibration cares about) on unweighted training;
     # with re-weighted churners the validation log loss is biased, so ranking (AUC) is watched instead.
     # Only that one metric is computed: AUC sorts the whole validation window at every round
     # (a third of the training time at 100,000 accounts) and nothing else reads it.
     metrics = ["binary_logloss"] if positive_weight == 1.0 else ["auc"]
+    t = p.tuning
     return {
         "objective": "binary",
         "metric": metrics,
-        "learning_rate": p.learning_rate,
-        "num_leaves": p.num_leaves,
-        "min_data_in_leaf": p.min_data_in_leaf,
-        "feature_fraction": p.feature_fraction,
-        "bagging_fraction": p.bagging_fraction,
-        "bagging_freq": p.bagging_freq,
-        "lambda_l2": p.lambda_l2,
+        "learning_rate": candidate.learning_rate,
+        "num_leaves": candidate.num_leaves,
+        "min_data_in_leaf": min_data_in_leaf(candidate, rows, t.min_data_in_leaf_floor),
+        "feature_fraction": candidate.feature_fraction,
+        "bagging_fraction": t.bagging_fraction,
+        "bagging_freq": t.bagging_freq,
+        "lambda_l2": candidate.lambda_l2,
         "scale_pos_weight": positive_weight,
         "seed": p.seed,
         "deterministic": True,
@@ -183,6 +195,8 @@ class ChurnModel:
     levels: dict[str, list[str]]
     catalog_hash: str
     metadata: dict = field(default_factory=dict)
+    # wall time of each fit of the search (and ``refit``): logged, never saved, so the files stay byte-identical
+    fit_seconds: dict[str, float] = field(default_factory=dict)
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         return model_matrix(frame, self.features, self.levels)
@@ -237,12 +251,107 @@ class ChurnModel:
         return cls(booster, calibrator, doc["features"], doc["categories"], doc["catalog_hash"], metadata)
 
 
+def search_sample(frame: pd.DataFrame, rows: int) -> np.ndarray:
+    """Positions (ascending) of a deterministic sample of at most ``rows`` of the frame's rows.
+
+    The rows whose (account, snapshot) hash lowest: every account and week can be drawn, the
+    same rows give the same sample whatever their order, and a frame of at most ``rows`` rows
+    is taken whole.
+    """
+    if len(frame) <= rows:
+        return np.arange(len(frame))
+    keys = pd.util.hash_pandas_object(frame[list(KEY_COLUMNS)], index=False).to_numpy()
+    return np.sort(np.argsort(keys, kind="stable")[:rows])
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One early-stopped LightGBM fit: the booster cut at its best iteration, and how it did on validation."""
+
+    booster: lgb.Booster
+    params: dict
+    valid_roc_auc: float
+    valid_log_loss: float
+    seconds: float
+
+    @property
+    def best_iteration(self) -> int:
+        return int(self.booster.current_iteration())
+
+
+def fit_booster(
+    lgb_params: dict,
+    tuning: Tuning,
+    train: tuple[pd.DataFrame, pd.Series],
+    valid: tuple[pd.DataFrame, pd.Series],
+    categorical: list[str],
+) -> Fit:
+    """Fit on ``train`` with early stopping on ``valid``; keep the trees up to the best iteration."""
+    start = time.perf_counter()
+    # a Dataset per fit: LightGBM drops features at construction by the candidate's min_data_in_leaf
+    train_set = lgb.Dataset(*train, categorical_feature=categorical or "auto", free_raw_data=False)
+    valid_set = lgb.Dataset(*valid, reference=train_set)
+    booster = lgb.train(
+        lgb_params,
+        train_set,
+        num_boost_round=tuning.num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(tuning.early_stopping_rounds, first_metric_only=True, verbose=False)],
+    )
+    # Keep only the trees up to the best iteration so the saved file is the model that was evaluated.
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    probability = booster.predict(valid[0])
+    y = valid[1].to_numpy()
+    return Fit(
+        booster,
+        lgb_params,
+        float(roc_auc_score(y, probability)),
+        float(log_loss(y, probability, labels=[0, 1])),
+        time.perf_counter() - start,
+    )
+
+
+def best_candidate(results: dict[str, float]) -> str:
+    """The name with the highest validation ROC AUC; a tie goes to the one listed first (the simpler)."""
+    best = max(results.values())
+    return next(name for name, auc in results.items() if auc >= best - 1e-12)
+
+
+def search(
+    params: TrainParams,
+    weight: float,
+    train: tuple[pd.DataFrame, pd.Series],
+    valid: tuple[pd.DataFrame, pd.Series],
+    categorical: list[str],
+    extra: dict,
+) -> dict[str, Fit]:
+    """Each candidate of ``train.tuning`` fitted on ``train`` with early stopping on ``valid``, in list order."""
+    fits = {}
+    for candidate in params.tuning.candidates:
+        name = candidate.name
+        lgb_params = {**lightgbm_params(params, candidate, len(train[0]), weight), **extra}
+        fit = fits[name] = fit_booster(lgb_params, params.tuning, train, valid, categorical)
+        LOG.info(
+            "search %-10s %2d leaves, min %s per leaf, L2 %g, rate %g: valid ROC AUC %.4f, log loss %.4f, "
+            "%d rounds, %.1f s",
+            *(name, candidate.num_leaves, f"{lgb_params['min_data_in_leaf']:,}", candidate.lambda_l2),
+            *(candidate.learning_rate, fit.valid_roc_auc, fit.valid_log_loss, fit.best_iteration, fit.seconds),
+        )
+    return fits
+
+
 def train_model(
     parts: dict[str, pd.DataFrame], catalog_doc: dict, catalog_hash: str, params: TrainParams, windows: Windows
 ) -> ChurnModel:
-    """Fit LightGBM on the train window with early stopping on validation, then calibrate on validation.
+    """Choose LightGBM's setting on validation, fit it on the train window, then calibrate on validation.
 
-    The model's metadata carries each feature's retained-account reference value (for reasons).
+    Each candidate of ``train.tuning`` is fitted with early stopping on the validation window, on
+    the whole train window or, when it has more than ``search_rows`` rows, on a deterministic
+    sample of it (``search_sample``); the best validation ROC AUC wins (a tie: the earlier
+    candidate) and, after a sampled search, is refitted on the whole train window. The model's
+    metadata records every candidate (``tuning``) and each feature's retained-account reference
+    value (for reasons); the fits' wall times are kept beside it (``fit_seconds``), not in it.
     """
     catalogue = Catalogue.from_json(catalog_doc)
     features = catalogue.names
@@ -250,38 +359,87 @@ def train_model(
     X_train, y_train = model_matrix(parts["train"], features, levels), parts["train"][LABEL].astype(int)
     X_valid, y_valid = model_matrix(parts["valid"], features, levels), parts["valid"][LABEL].astype(int)
     weight = positive_weight(y_train, params.scale_pos_weight)
-    lgb_params = lightgbm_params(params, weight)
+    extra = {}
     if params.monotone:
-        lgb_params["monotone_constraints"] = catalogue.monotone_constraints
-        lgb_params["monotone_constraints_method"] = "intermediate"
-    train_set = lgb.Dataset(X_train, y_train, categorical_feature=list(levels) or "auto", free_raw_data=False)
-    valid_set = lgb.Dataset(X_valid, y_valid, reference=train_set)
-    booster = lgb.train(
-        lgb_params,
-        train_set,
-        num_boost_round=params.num_boost_round,
-        valid_sets=[valid_set],
-        valid_names=["valid"],
-        callbacks=[lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)],
+        extra = {"monotone_constraints": catalogue.monotone_constraints, "monotone_constraints_method": "intermediate"}
+    tuning = params.tuning
+    sample = search_sample(parts["train"], tuning.search_rows)
+    sampled = len(sample) < len(X_train)
+    searched = (X_train.iloc[sample], y_train.iloc[sample]) if sampled else (X_train, y_train)
+    fits = search(params, weight, searched, (X_valid, y_valid), list(levels), extra)
+    chosen = best_candidate({name: fit.valid_roc_auc for name, fit in fits.items()})
+    fit = fits[chosen]
+    LOG.info(
+        "search: %s chosen (valid ROC AUC %.4f, the best of %d; a tie goes to the earlier candidate)%s",
+        *(chosen, fit.valid_roc_auc, len(fits)),
+        f"; searched on {len(sample):,} of {len(X_train):,} train rows, refitting on all" if sampled else "",
     )
-    raw_valid = booster.predict(X_valid, raw_score=True, num_iteration=booster.best_iteration)
+    seconds = {name: f.seconds for name, f in fits.items()}
+    if sampled:
+        candidate = next(c for c in tuning.candidates if c.name == chosen)
+        lgb_params = {**lightgbm_params(params, candidate, len(X_train), weight), **extra}
+        fit = fit_booster(lgb_params, tuning, (X_train, y_train), (X_valid, y_valid), list(levels))
+        seconds[REFIT] = fit.seconds
+        LOG.info(
+            "refit %s on %s rows: valid ROC AUC %.4f, log loss %.4f, %d rounds, %.1f s",
+            *(chosen, f"{len(X_train):,}", fit.valid_roc_auc, fit.valid_log_loss, fit.best_iteration, fit.seconds),
+        )
+    booster = fit.booster
+    raw_valid = booster.predict(X_valid, raw_score=True)
     calibrator = Calibrator.fit(raw_valid, y_valid.to_numpy(), params.calibration)
-    # Keep only the trees up to the best iteration so the saved file is the model that was evaluated.
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     metadata = {
         "windows": {**windows.as_dict(), "rule": params.windows},
         "rows": {k: int(len(v)) for k, v in parts.items()},
         "churn_rate": {k: float(v[LABEL].astype(int).mean()) for k, v in parts.items()},
         "positive_weight": weight,
-        "best_iteration": int(booster.current_iteration()),
-        "lightgbm_params": lgb_params,
+        "best_iteration": fit.best_iteration,
+        "lightgbm_params": fit.params,
+        "tuning": tuning_record(params, fits, chosen, len(sample), fit if sampled else None),
         "calibration": params.calibration,
         "catalog_hash": catalog_hash,
     }
     metadata["retained_reference"] = explain.reference_values(parts["train"], catalogue.by_name)
     metadata["learned_directions"] = learned_directions(booster, X_train, catalogue)
     metadata["vocabulary"] = catalog_doc.get("vocabulary", {})
-    return ChurnModel(booster, calibrator, features, levels, catalog_hash, metadata)
+    return ChurnModel(booster, calibrator, features, levels, catalog_hash, metadata, seconds)
+
+
+def tuning_record(
+    params: TrainParams, fits: dict[str, Fit], chosen: str, searched_rows: int, refit: Fit | None
+) -> dict:
+    """The search as ``metadata.json`` keeps it: every candidate's validation figures, the choice, the refit.
+
+    Deterministic figures only (no wall times), so the same data and params give the same bytes.
+    """
+    record = {
+        "chosen": chosen,
+        "rule": "best validation ROC AUC; a tie goes to the earlier candidate",
+        "search_rows": params.tuning.search_rows,
+        "searched_rows": searched_rows,
+        "candidates": [
+            {
+                "name": name,
+                "num_leaves": fit.params["num_leaves"],
+                "min_data_in_leaf": fit.params["min_data_in_leaf"],
+                "lambda_l2": fit.params["lambda_l2"],
+                "learning_rate": fit.params["learning_rate"],
+                "feature_fraction": fit.params["feature_fraction"],
+                "best_iteration": fit.best_iteration,
+                "valid_roc_auc": round(fit.valid_roc_auc, 6),
+                "valid_log_loss": round(fit.valid_log_loss, 6),
+            }
+            for name, fit in fits.items()
+        ],
+        "refit": None,
+    }
+    if refit is not None:
+        record["refit"] = {
+            "min_data_in_leaf": refit.params["min_data_in_leaf"],
+            "best_iteration": refit.best_iteration,
+            "valid_roc_auc": round(refit.valid_roc_auc, 6),
+            "valid_log_loss": round(refit.valid_log_loss, 6),
+        }
+    return record
 
 
 DIRECTION_SAMPLE_ROWS = 50_000

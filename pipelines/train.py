@@ -93,6 +93,8 @@ def main(target_name: str = HORIZON.name) -> None:
             "features.first_snapshot": catalog.get("snapshots", {}).get("first_snapshot"),
             "features.horizon_days": s.features.horizon_days,
             "features.grace_days": s.features.grace_days,
+            "tuning.chosen": model.metadata["tuning"]["chosen"],
+            **{f"lightgbm.{k}": model.metadata["lightgbm_params"][k] for k in tracking.CHOSEN_SETTING},
             "best_iteration": model.metadata["best_iteration"],
             "positive_weight": round(model.metadata["positive_weight"], 6),
             "n_features": len(model.features),

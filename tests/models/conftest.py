@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from features.catalogue import FeatureSpec, catalogue_hash, catalogue_to_json
+from models.params import TrainParams
 from models.train import Windows, split_out_of_time, train_model
 from pipelines.config import load_settings
 
@@ -107,6 +108,11 @@ def truth_probability(frame: pd.DataFrame) -> np.ndarray:
 def train_params():
     """The ``train`` section of the project's params.yaml."""
     return load_settings(ROOT / "params.yaml").train
+
+
+def with_tuning(params: TrainParams, **changes) -> TrainParams:
+    """``params`` with some of ``train.tuning`` changed, e.g. fewer rounds for a quick model."""
+    return params.model_copy(update={"tuning": params.tuning.model_copy(update=changes)})
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ so a test pays only for what it logs.
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from models import evaluate, scoring, tracking
 from models.evaluate import classification_metrics
 from models.tracking import CHALLENGER, CHAMPION, TrainingRun, decide_alias
 from models.train import EVALUATION_FILE, ChurnModel, fit_model, split_out_of_time
-from tests.models.conftest import SPECS, WINDOWS, synthetic_features
+from tests.models.conftest import SPECS, WINDOWS, synthetic_features, with_tuning
 
 NAME = "churn-test"
 
@@ -48,7 +49,7 @@ def small(train_params):
 
     catalog = catalogue_to_json(SPECS, {})
     parts = split_out_of_time(synthetic_features(accounts=150, seed=3), WINDOWS)
-    params = train_params.model_copy(update={"num_boost_round": 60, "min_data_in_leaf": 20})
+    params = with_tuning(train_params, num_boost_round=60)
     good = fit_model(parts, catalog, params, WINDOWS)
     rng = np.random.default_rng(0)
     shuffled = {
@@ -169,3 +170,20 @@ def test_registered_champion_scores_like_the_trained_model_and_is_labelled_by_ve
     tracking.log_artifacts_to_run(run, [report])
     files = [f.path for f in tracking.connect(store).list_artifacts(run["run_id"], "evaluation")]
     assert "evaluation/metrics.json" in files and f"evaluation/{EVALUATION_FILE}" in files
+
+
+def test_the_run_records_every_candidate_of_the_search(store, small, tmp_path):
+    _, _, good, _ = small
+    run = log(store, good, "fp-good", small, tmp_path / "good")
+    client = tracking.connect(store)
+    metrics = client.get_run(run["run_id"]).data.metrics
+    tuning = good.metadata["tuning"]
+    for candidate in tuning["candidates"]:
+        name = candidate["name"]
+        assert metrics[f"search.{name}.valid_roc_auc"] == pytest.approx(candidate["valid_roc_auc"])
+        assert metrics[f"search.{name}.best_iteration"] == candidate["best_iteration"]
+        assert metrics[f"search.{name}.fit_seconds"] >= 0
+    local = client.download_artifacts(run["run_id"], tracking.SEARCH_FILE, str(tmp_path))
+    table = json.loads(Path(local).read_text())
+    assert table["chosen"] == tuning["chosen"] and table["candidates"] == tuning["candidates"]
+    assert set(table["fit_seconds"]) == {c["name"] for c in tuning["candidates"]}

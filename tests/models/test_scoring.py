@@ -21,7 +21,7 @@ from models import explain, scoring
 from models.params import ScoreParams
 from models.train import ChurnModel, Windows, train_model
 from tests.features.canonical_frames import accounts, contracts, emails, feature_params, random_export, table, truncate
-from tests.models.conftest import SPECS
+from tests.models.conftest import SPECS, with_tuning
 
 PARAMS = feature_params()
 AS_OF = dt.date(2025, 2, 5)
@@ -176,9 +176,7 @@ def model(book, train_params) -> ChurnModel:
     labelled = frame[frame["label"].notna()]
     in_valid = labelled["account_id"].str[-1].isin(["0", "3", "6"])  # a third of the accounts
     parts = {"train": labelled[~in_valid], "valid": labelled[in_valid]}
-    params = train_params.model_copy(
-        update={"min_data_in_leaf": 20, "num_boost_round": 100, "early_stopping_rounds": 20}
-    )
+    params = with_tuning(train_params, num_boost_round=100, early_stopping_rounds=20)
     windows = Windows(AS_OF, AS_OF, AS_OF, AS_OF)  # recorded in the metadata only
     return train_model(parts, catalog, catalogue_hash(catalog), params, windows)
 
@@ -205,9 +203,7 @@ def renewal_model(book, train_params) -> ChurnModel:
     labelled = frame[frame["renewal_label"].notna()].assign(label=lambda f: f["renewal_label"])
     in_valid = labelled["account_id"].str[-1].isin(["0", "3", "6"])
     parts = {"train": labelled[~in_valid], "valid": labelled[in_valid]}
-    params = train_params.model_copy(
-        update={"min_data_in_leaf": 20, "num_boost_round": 100, "early_stopping_rounds": 20}
-    )
+    params = with_tuning(train_params, num_boost_round=100, early_stopping_rounds=20)
     return train_model(parts, catalog, catalogue_hash(catalog), params, Windows(AS_OF, AS_OF, AS_OF, AS_OF))
 
 
@@ -383,7 +379,7 @@ def test_drift_check_passes_when_every_model_feature_is_produced(model, book):
 @pytest.fixture(scope="module")
 def small_model(synthetic_parts, synthetic, train_params) -> ChurnModel:
     _, catalog = synthetic
-    params = train_params.model_copy(update={"num_boost_round": 5})
+    params = with_tuning(train_params, num_boost_round=5)
     parts = {k: v.head(3000) for k, v in synthetic_parts.items()}
     return train_model(parts, catalog, catalogue_hash(catalog), params, Windows(AS_OF, AS_OF, AS_OF, AS_OF))
 

@@ -19,7 +19,7 @@ from models.train import (
     train_model,
 )
 from pipelines.config import load_settings
-from tests.models.conftest import SPECS, WINDOWS
+from tests.models.conftest import SPECS, WINDOWS, with_tuning
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +116,10 @@ def test_auto_positive_weight_is_negatives_over_positives_of_the_train_window():
 
 
 def test_early_stopping_watches_log_loss_unless_churners_are_reweighted(params):
-    assert lightgbm_params(params, 1.0)["metric"] == ["binary_logloss"]
-    assert lightgbm_params(params, 7.0)["metric"] == ["auc"]
-    assert lightgbm_params(params, 7.0)["scale_pos_weight"] == 7.0
+    candidate = params.tuning.candidates[0]
+    assert lightgbm_params(params, candidate, 1000, 1.0)["metric"] == ["binary_logloss"]
+    assert lightgbm_params(params, candidate, 1000, 7.0)["metric"] == ["auc"]
+    assert lightgbm_params(params, candidate, 1000, 7.0)["scale_pos_weight"] == 7.0
 
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
@@ -169,13 +170,13 @@ def test_metadata_records_windows_rows_and_retained_reference(synthetic_model, s
         retained["tenure_first_year_flag"].mean()
     )
     assert "segment" not in meta["retained_reference"]
-    assert meta["best_iteration"] == synthetic_model.booster.current_iteration() <= params.num_boost_round
+    assert meta["best_iteration"] == synthetic_model.booster.current_iteration() <= params.tuning.num_boost_round
 
 
 def test_fit_model_takes_windows_and_fingerprint_from_params_and_catalogue(synthetic, params):
     frame, catalog = synthetic
     small = frame[frame["account_id"] < "A0100"]
-    quick = params.model_copy(update={"num_boost_round": 20, "min_data_in_leaf": 20})
+    quick = with_tuning(params, num_boost_round=20)
     model = fit_model(split_out_of_time(small, WINDOWS), catalog, quick, WINDOWS)
     assert model.catalog_hash == catalogue_hash(catalog)
     assert {k: v for k, v in model.metadata["windows"].items() if k != "rule"} == WINDOWS.as_dict()

@@ -141,15 +141,24 @@ def test_explicit_dates_are_taken_as_given_and_an_open_test_end_stops_at_the_las
 TRAIN = {
     "calibration": "sigmoid",
     "seed": 42,
-    "num_boost_round": 10,
-    "early_stopping_rounds": 5,
-    "learning_rate": 0.1,
-    "num_leaves": 7,
-    "min_data_in_leaf": 20,
-    "feature_fraction": 1.0,
-    "bagging_fraction": 1.0,
-    "bagging_freq": 0,
-    "lambda_l2": 0.0,
+    "tuning": {
+        "candidates": [
+            {
+                "name": "only",
+                "num_leaves": 7,
+                "min_data_in_leaf_share": 0.01,
+                "lambda_l2": 0.0,
+                "learning_rate": 0.1,
+                "feature_fraction": 1.0,
+            }
+        ],
+        "min_data_in_leaf_floor": 20,
+        "search_rows": 1000,
+        "num_boost_round": 10,
+        "early_stopping_rounds": 5,
+        "bagging_fraction": 1.0,
+        "bagging_freq": 0,
+    },
     "scale_pos_weight": 1.0,
     "monotone": True,
     "registered_model": "m",

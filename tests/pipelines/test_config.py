@@ -115,7 +115,7 @@ def test_a_misspelt_key_fails_with_its_name(tmp_path):
 @pytest.mark.parametrize(
     "key",
     [
-        "train.num_leaves",
+        "train.tuning",
         "train.windows",
         "train.window_weeks",
         "features.horizon_days",

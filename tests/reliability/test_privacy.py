@@ -92,7 +92,7 @@ def _params(tmp: Path, export: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["paths"]["playbook"] = str(ROOT / params["paths"]["playbook"])
     params["data"].update(export_dir=str(export), preset="salesforce")
-    params["train"]["num_boost_round"] = 150  # the scan needs a model, not a good one
+    params["train"]["tuning"]["num_boost_round"] = 150  # the scan needs a model, not a good one
     path = tmp / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
