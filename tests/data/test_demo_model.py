@@ -67,10 +67,14 @@ def test_dominant_driver_is_among_the_top_three_reasons_for_churned_accounts(out
         [d in {reasons.at[a, f"signal_{r}"] for r in (1, 2, 3)} for a, d in driver.items()], index=driver.index
     )
     by_driver = hit.groupby(driver).agg(["mean", "size"])
-    print(f"\nfidelity: {hit.mean():.1%} of {len(hit)} churned accounts have their true driver in the top 3 reasons")
+    # renewal timing is never a reason (explain.NOT_A_REASON): the accounts the simulator churned for
+    # their renewal date alone cannot be matched, so the bar is on the drivers a reason can name
+    actionable = hit[~driver.isin(explain.NOT_A_REASON)]
+    print(f"\nfidelity: {hit.mean():.1%} of {len(hit)} churned accounts have their true driver in the top 3 reasons, "
+          f"{actionable.mean():.1%} of the {len(actionable)} whose driver can be a reason")
     print(by_driver.round(2).to_string())
-    assert len(hit) >= 50
-    assert hit.mean() >= 0.70
+    assert len(actionable) >= 50
+    assert actionable.mean() >= 0.80
 
 
 def test_contributions_plus_base_value_equal_the_raw_score(outputs):

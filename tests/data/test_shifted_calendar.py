@@ -50,8 +50,8 @@ def test_the_first_snapshot_is_a_full_look_back_into_this_export_s_history(shift
     history = snapshots["first_snapshot_choice"]["history"]
     start, first = dt.date.fromisoformat(history["start"]), dt.date.fromisoformat(snapshots["first_snapshot"])
     assert START <= start <= START + dt.timedelta(days=6)  # the simulated history starts on 2022-01-01
-    assert first.weekday() == 0 and 90 <= (first - start).days < 97
-    assert first == dt.date(2022, 4, 4)
+    assert first.weekday() == 0 and 120 <= (first - start).days < 127
+    assert first == dt.date(2022, 5, 9)
     assert f"features: first snapshot {first} (auto: history from {start}" in logs["features"]
 
 
@@ -64,7 +64,7 @@ def test_train_picks_its_windows_inside_this_history(shifted_run):
     assert w["test_end"] <= END - dt.timedelta(days=120) < w["test_end"] + dt.timedelta(days=7)
     assert (w["test_end"] - w["test_start"]).days == 12 * 7 and (w["valid_end"] - w["valid_start"]).days == 12 * 7
     assert (w["valid_start"] - w["train_end"]).days >= 120 and (w["test_start"] - w["valid_end"]).days >= 120
-    assert w["train_start"] == dt.date(2022, 4, 4) and (w["train_end"] - w["train_start"]).days >= 25 * 7
+    assert w["train_start"] == dt.date(2022, 5, 9) and (w["train_end"] - w["train_start"]).days >= 25 * 7
     lines = [line for line in logs["train"].splitlines() if "train: windows (auto" in line]
     assert len(lines) == 1 and f"test {w['test_start']}..{w['test_end']}" in lines[0]
     with sqlite3.connect(tmp / "mlflow.db") as con:
@@ -81,5 +81,5 @@ def test_too_short_a_history_for_the_asked_sizes_is_one_line(shifted_run):
     result = run(["churn", "train"], cwd=tmp, env={"CHURN_PARAMS": str(params)}, check=False)
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("error: features.parquet: 100 fully labelled weeks (2022-04-04 to 2024-02-26), ")
+    assert error.startswith("error: features.parquet: 95 fully labelled weeks (2022-05-09 to 2024-02-26), ")
     assert "train.windows auto needs 260" in error and "Traceback" not in result.stderr
