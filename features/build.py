@@ -22,7 +22,7 @@ from features.catalogue import FeatureSpec, catalogue_to_json
 from features.duck import KEY, Table, for_accounts
 from features.errors import InputError
 from features.export_date import export_last_date
-from features.history import first_monday_after, history_start
+from features.history import first_snapshot_after, history_start
 from features.params import FeatureParams
 from features.schemas import TABLES
 from features.snapshots import build_grid, normalise_dates, snapshot_dates
@@ -126,8 +126,16 @@ def usable_tables(tables: Mapping[str, pd.DataFrame]) -> tuple[dict[str, pd.Data
 LONGEST_WINDOW_DAYS = 120  # the longest look-back: usage trends per event type read the 90 days before the last 30
 
 
-def first_snapshot(params: FeatureParams, tables: Mapping[str, Table]) -> tuple[pd.Timestamp, dict]:
-    """``features.first_snapshot``, or with ``auto`` the first Monday ``LONGEST_WINDOW_DAYS`` into the history.
+def first_snapshot(
+    params: FeatureParams, tables: Mapping[str, Table], scoring_day: pd.Timestamp
+) -> tuple[pd.Timestamp, dict]:
+    """``features.first_snapshot``, or with ``auto`` the first day ``LONGEST_WINDOW_DAYS`` into the history
+    that falls on the weekday of ``scoring_day``.
+
+    The weekly list is scored the day after the export date; training on snapshots of the same
+    weekday keeps recency features (days since last use, the oldest unanswered e-mail) on one
+    footing: a Saturday sees Friday's activity one day old, a Monday three days old, and a
+    model trained on Mondays would read every Saturday as a busier week than it was.
 
     Returns:
         The first snapshot date and what the catalogue records about how it was chosen.
@@ -135,15 +143,23 @@ def first_snapshot(params: FeatureParams, tables: Mapping[str, Table]) -> tuple[
     if params.first_snapshot != "auto":
         return pd.Timestamp(params.first_snapshot), {"rule": "params.yaml"}
     start = history_start(tables)
-    first = first_monday_after(start.day, LONGEST_WINDOW_DAYS)
+    first = first_snapshot_after(start.day, LONGEST_WINDOW_DAYS, scoring_day.weekday())
     LOG.info(
-        "features: first snapshot %s (auto: history from %s, set by %s, + %d days of look-back, on a Monday)",
+        "features: first snapshot %s (auto: history from %s, set by %s, + %d days of look-back, on a %s like the "
+        "scoring day %s)",
         first.date(),
         start.day.date(),
         start.source,
         LONGEST_WINDOW_DAYS,
+        first.day_name(),
+        scoring_day.date(),
     )
-    return first, {"rule": "auto", "lookback_days": LONGEST_WINDOW_DAYS, "history": start.as_dict()}
+    return first, {
+        "rule": "auto",
+        "lookback_days": LONGEST_WINDOW_DAYS,
+        "weekday": first.day_name(),
+        "history": start.as_dict(),
+    }
 
 
 def resolve_snapshots(
@@ -202,6 +218,17 @@ def compute_in_batches(
     return pd.concat(parts).sort_index().reset_index(drop=True)
 
 
+def family_grid(grid: pd.DataFrame, family: Family, shift_days: Mapping[str, int]) -> pd.DataFrame:
+    """The (account, snapshot) keys a family is computed on: moved back when one of its tables stopped early.
+
+    Every snapshot moves by the same days, so the keys stay unique and the result aligns on the grid's rows.
+    """
+    days = max((shift_days.get(t, 0) for t in family.requires), default=0)
+    if not days:
+        return grid[KEY]
+    return grid[KEY].assign(snapshot_date=grid["snapshot_date"] - pd.Timedelta(days=days))
+
+
 def build_features(
     tables: Mapping[str, pd.DataFrame],
     snapshots: Iterable | pd.Series | None,
@@ -209,6 +236,7 @@ def build_features(
     export_end: dt.date | None = None,
     batch_rows: int | None = None,
     vocabulary: Mapping[str, dict] | None = None,
+    shift_days: Mapping[str, int] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The labelled, point-in-time feature table and its catalogue document.
 
@@ -224,6 +252,10 @@ def build_features(
             event rows (bounds memory; the values are the same), or None for one pass.
         vocabulary: the learned families' vocabularies by table (a catalogue's ``vocabulary``
             section: the model's, when scoring), or None to learn them from ``tables``.
+        shift_days: tables that stopped arriving early (a stale connector, scored with anyway)
+            and by how many days: the families reading them are computed that many days before
+            each snapshot, as of the table's last row, so its silence is never read as the
+            customers going quiet.
 
     Returns:
         The frame with ``account_id``, ``snapshot_date``, ``label`` (Int8), ``churn_date``,
@@ -235,7 +267,8 @@ def build_features(
     if "contracts" not in usable:
         raise InputError("contracts: the table has no rows, so no account is ever active")
     last_date = pd.Timestamp(export_end) if export_end is not None else export_last_date(usable)
-    first, first_doc = first_snapshot(p, usable) if snapshots is None else (None, None)
+    scoring_day = last_date + pd.Timedelta(days=1)  # ``models.scoring.default_as_of``
+    first, first_doc = first_snapshot(p, usable, scoring_day) if snapshots is None else (None, None)
     if first is not None and first > last_date:
         raise InputError(
             f"features.first_snapshot {first.date()} is after the export's last date {last_date.date()}: "
@@ -263,7 +296,9 @@ def build_features(
         family_specs = family.specs_of(shared)
         if family.specs_for is not None:
             vocabularies.update({table: shared.as_dict() for table in family.requires})
-        result = compute_in_batches(family, usable, grid[KEY], p, rows_in, batch_rows, shared)
+        result = compute_in_batches(
+            family, usable, family_grid(grid, family, shift_days or {}), p, rows_in, batch_rows, shared
+        )
         seconds = time.perf_counter() - start
         LOG.info(
             "features: %s (%s): %s rows in, %s rows out in %.2f s (%.0f rows/s)",

@@ -33,7 +33,6 @@ from features.schemas import TABLES
 
 BULK_SHARE = 0.25  # share of a table's usual volume that a period must carry to count as its bulk
 BULK_DAYS = 28  # the period over which that volume is counted (four weeks: one holiday week does not stop it)
-MONDAY = 0
 
 
 def event_time_column(table: str) -> str:
@@ -122,7 +121,7 @@ def history_start(tables: Mapping[str, Table]) -> HistoryStart:
     return HistoryStart(day if day is not None else daily.index.min(), "contracts", by_table)
 
 
-def first_monday_after(day: dt.date | pd.Timestamp, lookback_days: int) -> pd.Timestamp:
-    """The first Monday at least ``lookback_days`` after ``day``: every look-back window then lies in the history."""
+def first_snapshot_after(day: dt.date | pd.Timestamp, lookback_days: int, weekday: int) -> pd.Timestamp:
+    """The first ``weekday`` (0 Monday) at least ``lookback_days`` after ``day``: every look-back lies in the history."""
     earliest = pd.Timestamp(day).normalize() + pd.Timedelta(days=lookback_days)
-    return earliest + pd.Timedelta(days=(MONDAY - earliest.weekday()) % 7)
+    return earliest + pd.Timedelta(days=(weekday - earliest.weekday()) % 7)

@@ -142,3 +142,57 @@ class ScoreParams(StrictParams):
     rank_by: Literal["renewal", "horizon"]  # the score the list is ranked, tiered and explained by
     top_reasons: int
     tiers: dict[str, float]  # thresholds per tier, on the ranking's probability
+
+
+EVENT_TABLES = ("emails", "meetings", "tickets", "usage_events", "surveys")
+
+
+class MaxLagDays(StrictParams):
+    """Days an event table's last row may lag the export date: ``default``, or the table's own."""
+
+    default: int = Field(ge=0)
+    emails: int | None = Field(default=None, ge=0)  # None (not set): the default applies
+    meetings: int | None = Field(default=None, ge=0)
+    tickets: int | None = Field(default=None, ge=0)
+    usage_events: int | None = Field(default=None, ge=0)
+    surveys: int | None = Field(default=None, ge=0)
+
+    def per_table(self) -> dict[str, int]:
+        """Every event table's limit."""
+        return {name: self.default if days is None else days for name, days in self if name != "default"}
+
+
+class VolumeParams(StrictParams):
+    """The weekly volume check (``features.freshness``)."""
+
+    trailing_weeks: int = Field(ge=1)  # the usual level: the median of this many complete weeks before
+    min_ratio: float = Field(gt=0, le=1)  # the last complete week below this share of its expected level: a warning
+    min_usual_rows: float = Field(ge=1)  # tables and segments usually below this many rows a week are not judged
+
+
+class DriftParams(StrictParams):
+    """Drift of this week's scored accounts against the model's test window (``models.monitoring``)."""
+
+    bins: int = Field(ge=2)  # quantile bins of the reference
+    max_psi: float = Field(gt=0)  # a feature (or the score) past this PSI is named in a warning
+    max_missing_change: float = Field(gt=0, le=1)  # ... and one whose share of missing values moved by more
+    top: int = Field(ge=1)  # the warning names at most this many features
+
+
+class MonitorParams(StrictParams):
+    """The ``monitor`` section of params.yaml: the guardrails of the weekly run."""
+
+    max_lag_days: MaxLagDays
+    allow_stale: list[str]  # tables scored with anyway (`churn score --allow-stale TABLE` adds one for a run)
+    volume: VolumeParams
+    drift: DriftParams
+    max_auc_drop: float = Field(gt=0, lt=1)  # judged lists this far below the test window's ROC AUC: retrain
+    judged_weeks: int = Field(ge=1)  # the recommendation pools the most recent judged lists, this many weeks
+
+    @field_validator("allow_stale")
+    @classmethod
+    def _event_tables(cls, tables: list[str]) -> list[str]:
+        unknown = [t for t in tables if t not in EVENT_TABLES]
+        if unknown:
+            raise ValueError(f"not event table(s): {', '.join(unknown)} (one of {', '.join(EVENT_TABLES)})")
+        return tables

@@ -52,6 +52,7 @@ CSV_COLUMNS = [
     "play_3",
     "model_version",
     "renewal_model_version",
+    "data_note",
 ]
 
 
@@ -165,13 +166,17 @@ def point_in_time_features(
     params: FeatureParams,
     batch_rows: int | None = None,
     vocabulary: dict[str, dict] | None = None,
+    shift_days: dict[str, int] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Features of every active account at each of ``dates``, sorted by date and account.
 
     ``vocabulary``: the model's event types (``ChurnModel.vocabulary``), so the learned usage
-    columns are the model's whatever types this export holds.
+    columns are the model's whatever types this export holds. ``shift_days``: stale tables
+    scored with anyway, their families computed as of their last row (``build_features``).
     """
-    frame, catalog = build_features(tables, dates, params, batch_rows=batch_rows, vocabulary=vocabulary)
+    frame, catalog = build_features(
+        tables, dates, params, batch_rows=batch_rows, vocabulary=vocabulary, shift_days=shift_days
+    )
     return frame.sort_values(["snapshot_date", "account_id"], kind="stable").reset_index(drop=True), catalog
 
 
@@ -192,8 +197,11 @@ def score_accounts(
     params: ScoreParams,
     playbook: dict[str, str],
     renewal: Scorer | None = None,
+    data_note: str | None = None,
 ) -> ScoreResult:
     """Both risks, SHAP, reasons and plays for the accounts in ``frame`` at ``as_of`` (and a week before).
+
+    ``data_note``: what the reader must know about this week's inputs (a stale table scored with anyway).
 
     ``model`` gives ``churn_probability`` (within the horizon) and ``renewal`` gives
     ``renewal_risk`` (the current term is not renewed). The list is ranked, tiered and explained
@@ -268,6 +276,7 @@ def score_accounts(
         out[f"play_{r}"] = plays.plays_for(reasons[f"signal_{r}"], playbook) if f"signal_{r}" in reasons else pd.NA
     out["model_version"] = model_version
     out["renewal_model_version"] = renewal.version if renewal is not None else pd.NA
+    out["data_note"] = data_note if data_note else pd.NA
     at_risk, probability = (
         ("arr_at_risk_at_renewal", "renewal_risk")
         if ranking is not model

@@ -9,6 +9,7 @@ complete, scoreable model on its own.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import tempfile
@@ -349,3 +350,23 @@ def fingerprint(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def log_monitoring_run(
+    uri: str, experiment: str, as_of: str, params: dict[str, str], metrics: dict[str, float], files: list[Path]
+) -> str:
+    """One MLflow run per weekly check (``monitor <as_of>``): what the list was scored with and how far it drifted."""
+    client = connect(uri)
+    run = client.create_run(
+        ensure_experiment(client, experiment, uri), run_name=f"monitor {as_of}", tags={"kind": "monitor"}
+    )
+    run_id = run.info.run_id
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    for key, value in metrics.items():
+        if math.isfinite(value):
+            client.log_metric(run_id, key, float(value))
+    for path in files:
+        client.log_artifact(run_id, str(path), artifact_path="monitoring")
+    client.set_terminated(run_id)
+    return run_id

@@ -157,12 +157,42 @@ def score(
         str | None, typer.Option(help="data/renewal_model folder or models:/churn-renewal@champion.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="At-risk CSV to write (default: reports/at_risk.csv).")] = None,
+    allow_stale: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-stale",
+            help="Score although this event table is stale or empty (repeatable); its features as of its last row.",
+        ),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Score accounts active at the as-of date: renewal risk, 90-day probability, ARR at risk, reasons and plays."""
     from pipelines import score as stage
 
-    stage.main(export=export, preset=preset, as_of=as_of, model=model, out=out, renewal_model=renewal_model)
+    stage.main(
+        export=export,
+        preset=preset,
+        as_of=as_of,
+        model=model,
+        out=out,
+        renewal_model=renewal_model,
+        allow_stale=allow_stale,
+    )
+
+
+@app.command()
+@_user_errors_as_one_line
+def monitor(
+    backfill: Annotated[
+        bool,
+        typer.Option(help="Re-create past weekly lists from the backtest's replay where none was kept."),
+    ] = True,
+    verbose: Verbose = False,
+) -> None:
+    """This week's drift and last quarter's lists judged: reports/monitoring.json and a table of the judged lists."""
+    from pipelines import monitor as stage
+
+    stage.main(backfill=backfill)
 
 
 @app.command()

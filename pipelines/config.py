@@ -15,7 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from features.params import NO_DEFAULT, FeatureParams, StrictParams
-from models.params import BacktestParams, ScoreParams, TrainParams
+from models.params import BacktestParams, MonitorParams, ScoreParams, TrainParams
 
 PARAMS_FILE = "params.yaml"  # relative to the working directory, as DVC runs stages from the repo root
 
@@ -55,6 +55,19 @@ class Paths(StrictParams):
     @property
     def metrics(self) -> Path:
         return self.reports / "metrics.json"
+
+    @property
+    def history(self) -> Path:
+        """Each weekly run's list, kept by date: no stage's output, so no run deletes it."""
+        return self.reports / "history"
+
+    @property
+    def input_checks(self) -> Path:
+        return self.reports / "input_checks.json"
+
+    @property
+    def monitoring(self) -> Path:
+        return self.reports / "monitoring.json"
 
 
 MEMORY = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # a DuckDB memory_limit
@@ -124,6 +137,7 @@ class Settings(StrictParams):
     train: TrainParams
     score: ScoreParams
     backtest: BacktestParams
+    monitor: MonitorParams
     runtime: RuntimeParams
 
     @model_validator(mode="after")

@@ -15,10 +15,12 @@ import pandas as pd
 from features.engine import use_engine
 from features.errors import InputError
 from features.export_date import ExportDate
+from features.freshness import InputHealth, input_health
 from models import figures, plays, scoring, tracking
+from models.monitoring import HISTORY_COLUMNS
 from pipelines.canonical import read_canonical_tables, read_export_date
 from pipelines.config import Settings, settings
-from pipelines.io import replace_figures, write_csv, write_figure, write_parquet
+from pipelines.io import replace_figures, write_csv, write_figure, write_json, write_parquet
 from pipelines.logs import timed
 
 LOG = logging.getLogger("churn.score")
@@ -52,8 +54,49 @@ def parse_as_of(text: str | dt.date | None) -> dt.date | None:
         raise InputError(f"--as-of {text!r}: not a date (use YYYY-MM-DD)") from None
 
 
+def check_inputs(s: Settings, tables: dict, export_date: dt.date, allow_stale: list[str] | None = None) -> InputHealth:
+    """Freshness and weekly volume of the event tables; stop in one line on a stale or empty table not allowed.
+
+    Warnings (a week far below its usual level) are logged; the run goes on.
+    """
+    allowed = tuple(dict.fromkeys([*s.monitor.allow_stale, *(allow_stale or [])]))
+    unknown = [t for t in allowed if t not in s.monitor.max_lag_days.per_table()]
+    if unknown:
+        raise InputError(
+            f"--allow-stale {unknown[0]}: not an event table ({', '.join(s.monitor.max_lag_days.per_table())})"
+        )
+    v = s.monitor.volume
+    with timed("score: input checks (freshness, weekly volume)"):
+        health = input_health(
+            tables,
+            export_date,
+            s.monitor.max_lag_days.per_table(),
+            allowed,
+            v.trailing_weeks,
+            v.min_ratio,
+            v.min_usual_rows,
+        )
+    blocking = health.blocking()
+    if blocking:
+        names = " ".join(f"--allow-stale {name}" for name in blocking)
+        raise InputError(
+            f"{'; '.join(blocking.values())}: the list would read the missing rows as customers going quiet; "
+            f"fix the export, or score anyway with `churn score {names}` (or monitor.allow_stale)"
+        )
+    for line in health.notes():
+        LOG.warning(line)
+    for line in health.warnings():
+        LOG.warning("volume: %s", line)
+    return health
+
+
 def score(
-    s: Settings, tables: dict, as_of: dt.date, model_spec: str | None, renewal_spec: str | None = None
+    s: Settings,
+    tables: dict,
+    as_of: dt.date,
+    model_spec: str | None,
+    renewal_spec: str | None = None,
+    health: InputHealth | None = None,
 ) -> scoring.ScoreResult:
     """Features at as-of and a week before, then probabilities, SHAP, reasons and plays (each step timed)."""
     horizon, renewal = scoring.load_scorers(
@@ -77,6 +120,7 @@ def score(
                 s.features,
                 s.runtime.features.batch_rows,
                 scoring.scoring_vocabulary(horizon.model, renewal),
+                shift_days=health.shift_days() if health else None,
             )
         t["rows"] = len(frame)
     with timed("score: probabilities + TreeSHAP", rows_in=len(frame)) as t:
@@ -90,6 +134,7 @@ def score(
             s.score,
             plays.load_playbook(s.paths.playbook),
             renewal,
+            data_note="; ".join(health.notes()) if health and health.notes() else None,
         )
         t["rows"] = len(frame)
     return result
@@ -102,15 +147,19 @@ def main(
     model: str | None = None,
     out: Path | None = None,
     renewal_model: str | None = None,
+    allow_stale: list[str] | None = None,
 ) -> None:
     s = settings()
     limits = s.data.max_rejected_share.per_table()
     tables, export_date = tables_from_export(export, preset or s.data.preset, limits) if export else pipeline_tables(s)
     when = parse_as_of(as_of) or s.score.as_of or scoring.default_as_of(export_date.date)
-    result = score(s, tables, when, model, renewal_model)
+    health = check_inputs(s, tables, export_date.date, allow_stale)
+    result = score(s, tables, when, model, renewal_model, health)
     csv_path = out or s.paths.reports / "at_risk.csv"
     write_csv(result.at_risk, csv_path)
-    if out is None:  # the pipeline's own run also writes explanations and figures
+    if out is None:  # the pipeline's own run also writes explanations, figures, its checks and its dated copy
+        write_json(health.to_dict(), s.paths.input_checks)
+        write_csv(result.at_risk[HISTORY_COLUMNS], s.paths.history / f"at_risk_{when.isoformat()}.csv")
         write_parquet(result.explanations, s.paths.reports / "explanations.parquet")
         with timed("score: figures"):
             replace_figures(s.paths.reports / "figures", lambda: shap_figures(result), **figures.SHAP_SAVE)
