@@ -87,8 +87,8 @@ class TrainParams(StrictParams):
     tuning: Tuning
     scale_pos_weight: float | Literal["auto"]
     monotone: bool
-    registered_model: str
-    renewal_registered_model: str
+    registered_model: str  # a prefix: registered as <this>-<data.source> (pipelines.config.Settings.registered_names)
+    renewal_registered_model: str  # likewise, <this>-<data.source>
     experiment: str
 
     @model_validator(mode="after")

@@ -8,7 +8,6 @@ retraining and without last week's file.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,8 @@ CSV_COLUMNS = [
     "play_3",
     "model_version",
     "renewal_model_version",
+    "challenger_risk",
+    "challenger_version",
     "data_note",
 ]
 
@@ -76,9 +77,8 @@ def load_model(spec: str | None, folder: Path, tracking_uri: str) -> tuple[Churn
         return model, tracking.version_label(client, spec)
     folder = Path(spec) if spec else folder
     model = ChurnModel.load(folder)
-    run_file = folder / tracking.RUN_FILE
-    if run_file.exists():
-        run = json.loads(run_file.read_text())
+    run = tracking.read_run_file(folder)
+    if run is not None:
         return model, f"{run['registered_model']}/{run['version']}"
     return model, f"{folder.name}:{model.catalog_hash}"
 
@@ -88,10 +88,43 @@ def load_model(spec: str | None, folder: Path, tracking_uri: str) -> tuple[Churn
 
 @dataclass(frozen=True)
 class Scorer:
-    """A model and the version label it is reported under."""
+    """A model and the version label it is reported under.
+
+    ``challenger``: the model folder's own model when the registry gate did not make it the
+    champion; it is scored beside the champion for comparison, never in its place.
+    """
 
     model: ChurnModel
     version: str
+    challenger: Scorer | None = None
+
+
+def load_scorer(spec: str | None, folder: Path, tracking_uri: str) -> Scorer:
+    """The model that scores the list: ``spec`` as given, else the champion of the folder's registered model.
+
+    The folder holds whatever train wrote last, and the gate may have made that a challenger:
+    scoring with it would ship a model that lost to the champion. So the champion scores, and
+    the folder's model, when it is not the champion, comes along as ``challenger``. Without a
+    run file, a store or a champion there is no gate to honour: the folder's model scores.
+    """
+    if spec:
+        return Scorer(*load_model(spec, folder, tracking_uri))
+    model, version = load_model(None, folder, tracking_uri)
+    run = tracking.read_run_file(folder)
+    if run is None:
+        return Scorer(model, version)
+    client = tracking.existing_registry(tracking_uri)
+    name = run["registered_model"]
+    champion = tracking.champion_version(client, name) if client is not None else None
+    if champion is None:
+        where = f"no MLflow store at {tracking_uri}" if client is None else f"{name} has no champion in the registry"
+        LOG.warning("%s: scoring with %s from %s (registered as %s)", where, version, folder, run.get("alias", "?"))
+        return Scorer(model, version)
+    if str(champion.version) == str(run["version"]):
+        return Scorer(model, version)
+    label = f"{name}/{champion.version}"
+    champion_model = ChurnModel.load(tracking.load_registered_files(f"models:/{label}"))
+    return Scorer(champion_model, label, challenger=Scorer(model, version))
 
 
 def load_scorers(
@@ -102,15 +135,72 @@ def load_scorers(
     tracking_uri: str,
     rank_by: str,
 ) -> tuple[Scorer, Scorer | None]:
-    """The 90-day model and the renewal model (a folder or ``models:/name@alias`` each).
+    """The 90-day model and the renewal model (a folder's champion, a folder or ``models:/name@alias`` each).
 
     The renewal model is required when the list is ranked by it (``score.rank_by: renewal``);
     ranked by the 90-day model, it is used when its folder (or spec) is there.
     """
-    horizon = Scorer(*load_model(model_spec, models_dir, tracking_uri))
+    horizon = load_scorer(model_spec, models_dir, tracking_uri)
     wanted = rank_by == "renewal" or renewal_spec or (Path(renewal_dir) / MODEL_FILE).exists()
-    renewal = Scorer(*load_model(renewal_spec, renewal_dir, tracking_uri)) if wanted else None
+    renewal = load_scorer(renewal_spec, renewal_dir, tracking_uri) if wanted else None
+    ranking = ranking_scorer(horizon, renewal, rank_by)
+    for scorer in (horizon, renewal):
+        if scorer is None or scorer.challenger is None:
+            continue
+        if scorer is ranking:
+            LOG.info(
+                "champion %s scored the list; challenger %s (the newest, not champion) scored alongside "
+                "in challenger_risk, not shipped",
+                *(scorer.version, scorer.challenger.version),
+            )
+        else:
+            LOG.info(
+                "champion %s scored its column; challenger %s not compared (the list ranks by %s)",
+                *(scorer.version, scorer.challenger.version, rank_by),
+            )
     return horizon, renewal
+
+
+def ranking_scorer(horizon: Scorer, renewal: Scorer | None, rank_by: str) -> Scorer:
+    """The scorer the list is ranked, tiered and explained by (``score.rank_by``)."""
+    return renewal if rank_by == "renewal" and renewal is not None else horizon
+
+
+@dataclass(frozen=True)
+class ChallengerScores:
+    """The challenger's probability for the ranking target at as-of, by account id, and its version label."""
+
+    version: str
+    probability: pd.Series
+
+
+def challenger_scores(
+    challenger: Scorer,
+    tables: dict[str, Table],
+    frame: pd.DataFrame,
+    catalog: dict,
+    as_of: dt.date,
+    params: FeatureParams,
+    vocabulary: dict[str, dict],
+    batch_rows: int | None = None,
+) -> ChallengerScores | None:
+    """The challenger's probabilities at as-of, for comparison with the champion's (None if it cannot score).
+
+    ``frame`` and ``catalog`` are the champion's features, built with ``vocabulary``; a challenger
+    trained on another event vocabulary gets features of its own, at the as-of date only. A
+    challenger this export cannot score does not stop the champion's list: a warning says why.
+    """
+    if challenger.model.vocabulary == vocabulary:
+        now = frame[frame["snapshot_date"].dt.date == as_of]
+    else:
+        now, catalog = point_in_time_features(tables, [as_of], params, batch_rows, challenger.model.vocabulary)
+    try:
+        check_feature_drift(challenger.model, catalog, now)
+    except InputError as exc:
+        LOG.warning("challenger %s not scored: %s", challenger.version, exc)
+        return None
+    ids = now["account_id"].astype(str).to_numpy()
+    return ChallengerScores(challenger.version, pd.Series(challenger.model.predict_proba(now), index=ids))
 
 
 def scoring_vocabulary(model: ChurnModel, renewal: Scorer | None) -> dict[str, dict]:
@@ -197,6 +287,7 @@ def score_accounts(
     params: ScoreParams,
     playbook: dict[str, str],
     renewal: Scorer | None = None,
+    challenger: ChallengerScores | None = None,
     data_note: str | None = None,
 ) -> ScoreResult:
     """Both risks, SHAP, reasons and plays for the accounts in ``frame`` at ``as_of`` (and a week before).
@@ -206,6 +297,8 @@ def score_accounts(
     ``model`` gives ``churn_probability`` (within the horizon) and ``renewal`` gives
     ``renewal_risk`` (the current term is not renewed). The list is ranked, tiered and explained
     by ``params.rank_by``'s model: reasons, ``change_7d`` and ``what_changed`` follow its score.
+    ``challenger`` (the ranking model's challenger, ``challenger_scores``) only fills
+    ``challenger_risk`` and ``challenger_version``: it never changes the ranking.
     """
     if params.rank_by == "renewal" and renewal is None:
         raise InputError(
@@ -276,6 +369,8 @@ def score_accounts(
         out[f"play_{r}"] = plays.plays_for(reasons[f"signal_{r}"], playbook) if f"signal_{r}" in reasons else pd.NA
     out["model_version"] = model_version
     out["renewal_model_version"] = renewal.version if renewal is not None else pd.NA
+    out["challenger_risk"] = challenger.probability.reindex(now.index).round(4) if challenger else np.nan
+    out["challenger_version"] = challenger.version if challenger else pd.NA
     out["data_note"] = data_note if data_note else pd.NA
     at_risk, probability = (
         ("arr_at_risk_at_renewal", "renewal_risk")
@@ -298,10 +393,20 @@ def build_scores(
     playbook: dict[str, str],
     batch_rows: int | None = None,
     renewal: Scorer | None = None,
+    challenger: Scorer | None = None,
 ) -> ScoreResult:
-    """Features at as-of and as-of − 7 days, then ``score_accounts``: the at-risk table from canonical tables."""
+    """Features at as-of and as-of − 7 days, then ``score_accounts``: the at-risk table from canonical tables.
+
+    ``challenger``: the ranking model's challenger (``ranking_scorer(...).challenger``), scored alongside.
+    """
     dates = [as_of - dt.timedelta(days=7), as_of]
-    frame, catalog = point_in_time_features(
-        tables, dates, feature_params, batch_rows, scoring_vocabulary(model, renewal)
+    vocabulary = scoring_vocabulary(model, renewal)
+    frame, catalog = point_in_time_features(tables, dates, feature_params, batch_rows, vocabulary)
+    compared = (
+        challenger_scores(challenger, tables, frame, catalog, as_of, feature_params, vocabulary, batch_rows)
+        if challenger is not None
+        else None
     )
-    return score_accounts(frame, catalog, as_of, tables["accounts"], model, model_version, params, playbook, renewal)
+    return score_accounts(
+        frame, catalog, as_of, tables["accounts"], model, model_version, params, playbook, renewal, compared
+    )

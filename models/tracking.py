@@ -2,7 +2,7 @@
 
 The default store is an embedded SQLite file in the project; ``MLFLOW_TRACKING_URI``
 points everything at any tracking server instead. The registered model carries the
-calibrator and feature list as extra files, so ``models:/churn-lgbm@champion`` is a
+calibrator and feature list as extra files, so ``models:/churn-lgbm-demo@champion`` is a
 complete, scoreable model on its own.
 """
 
@@ -94,6 +94,33 @@ def decide_alias(new: dict[str, float], champion: dict[str, float] | None) -> Ga
         return GateDecision(CHAMPION, new, champion, "ROC AUC and Brier no worse than the champion's")
     worse = [name for name, ok in (("ROC AUC", auc_ok), ("Brier", brier_ok)) if not ok]
     return GateDecision(CHALLENGER, new, champion, f"{' and '.join(worse)} worse than the champion's")
+
+
+def existing_registry(uri: str):
+    """A client of the store at ``uri``, or None when it is a SQLite file that does not exist.
+
+    No store means no registry, so no gate to honour: the caller scores with the model folder.
+    Connecting would create an empty database instead.
+    """
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None
+    return connect(uri)
+
+
+def read_run_file(folder: Path) -> dict | None:
+    """What ``churn train`` recorded about a model folder (run, registered name, version, alias), or None."""
+    import json
+
+    path = Path(folder) / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        run = json.loads(path.read_text())
+    except (OSError, ValueError):
+        run = None
+    if not isinstance(run, dict) or not {"registered_model", "version"} <= set(run):
+        raise InputError(f"{path}: not a run file written by `churn train`; retrain (`dvc repro train`) or delete it")
+    return run
 
 
 def champion_version(client, name: str):

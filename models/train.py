@@ -241,7 +241,7 @@ class ChurnModel:
         model_file = folder / MODEL_FILE
         if not model_file.exists():
             raise InputError(
-                f"{folder}: no {MODEL_FILE} here; run `dvc repro train` or pass --model models:/churn-lgbm@champion"
+                f"{folder}: no {MODEL_FILE} here; run `dvc repro train` or pass --model models:/churn-lgbm-demo@champion"
             )
         booster = lgb.Booster(model_file=str(model_file))
         calibrator = Calibrator.from_json((folder / CALIBRATOR_FILE).read_text())

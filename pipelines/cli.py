@@ -152,9 +152,13 @@ def score(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: the day after the export date).")
     ] = None,
-    model: Annotated[str | None, typer.Option(help="data/models folder or models:/churn-lgbm@champion.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="data/models folder or models:/churn-lgbm-demo@champion (default: data/models's champion)."),
+    ] = None,
     renewal_model: Annotated[
-        str | None, typer.Option(help="data/renewal_model folder or models:/churn-renewal@champion.")
+        str | None,
+        typer.Option(help="data/renewal_model folder or models:/churn-renewal-demo@champion (default: as --model)."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="At-risk CSV to write (default: reports/at_risk.csv).")] = None,
     allow_stale: Annotated[

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from features.params import NO_DEFAULT, FeatureParams, StrictParams
 from models.params import BacktestParams, MonitorParams, ScoreParams, TrainParams
 
 PARAMS_FILE = "params.yaml"  # relative to the working directory, as DVC runs stages from the repo root
+AUTO_SOURCE = "auto"
+DEMO_SOURCE = "demo"
+SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a registered model name's suffix: no '/' or '@' (models:/name@alias)
 
 
 class Paths(StrictParams):
@@ -94,6 +98,7 @@ class DataParams(StrictParams):
     """Which export ingest reads, how its columns map to the canonical tables, where it ends, what it may lose."""
 
     export_dir: Path
+    source: str = Field(pattern=SOURCE_NAME)  # auto, or the fixed name of the export's registry lineage
     preset: str
     export_date: dt.date | None  # None: inferred from the bulk of the event tables
     max_rejected_share: RejectionShares
@@ -145,6 +150,31 @@ class Settings(StrictParams):
         """Out-of-time windows must be separated by at least the label horizon, or labels leak."""
         self.train.check_gaps(self.features.horizon_days)
         return self
+
+    @property
+    def source(self) -> str:
+        """The data source's name: ``data.source``, or with ``auto`` ``demo`` / a slug of the export folder's name."""
+        if self.data.source != AUTO_SOURCE:
+            return self.data.source
+        if os.path.abspath(self.data.export_dir) == os.path.abspath(self.paths.demo_export):
+            return DEMO_SOURCE
+        slug = re.sub(r"[^a-z0-9]+", "-", Path(os.path.abspath(self.data.export_dir)).name.lower()).strip("-")
+        return slug or "export"
+
+    def registered_names(self) -> dict[str, str]:
+        """The registered model name of each target (``horizon``, ``renewal``): ``<train name>-<source>``.
+
+        The one place these names are made. The registry gate compares a new model only with the
+        champion of its own name, so models of different data (the demo, a customer's export) must
+        never share a name: the first real export's model would be gated against the demo's
+        champion, on another book, and the weekly list scored by whichever won. One name per data
+        source gives each its own versions and its own champion; switching ``data.export_dir``
+        to another source starts its own lineage.
+        """
+        return {
+            "horizon": f"{self.train.registered_model}-{self.source}",
+            "renewal": f"{self.train.renewal_registered_model}-{self.source}",
+        }
 
 
 class ConfigError(Exception):

@@ -124,7 +124,7 @@ def load_outputs(root: Path | str | None = None) -> dict:
 
 
 def load_model(root: Path | str | None = None, spec: str | None = None):
-    """The model as a user loads it: a folder (default ``data/models``) or ``models:/churn-lgbm@champion``.
+    """The model as a user loads it: a folder (default ``data/models``) or ``models:/churn-lgbm-demo@champion``.
 
     Returns:
         ``(ChurnModel, version label)``, as ``churn score --model`` uses them.
@@ -241,7 +241,16 @@ def score_weeks(
         files[label] = folder / f"at_risk_{day.isoformat()}.csv"
         with use_engine("duckdb", runtime.duckdb_memory_limit):
             result = scoring.build_scores(
-                tables, day, horizon.model, horizon.version, s.features, s.score, playbook, runtime.batch_rows, renewal
+                tables,
+                day,
+                horizon.model,
+                horizon.version,
+                s.features,
+                s.score,
+                playbook,
+                runtime.batch_rows,
+                renewal,
+                scoring.ranking_scorer(horizon, renewal, s.score.rank_by).challenger,
             )
         result.at_risk.to_csv(files[label], index=False)
     return {

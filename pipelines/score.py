@@ -112,6 +112,7 @@ def score(
         *(as_of, horizon.version, renewal.version if renewal else "(no renewal model)", s.score.rank_by),
     )
     before = as_of - dt.timedelta(days=7)
+    vocabulary = scoring.scoring_vocabulary(horizon.model, renewal)
     with timed("score: features at as-of and as-of - 7 days") as t:
         with use_engine("duckdb", s.runtime.features.duckdb_memory_limit):
             frame, catalog = scoring.point_in_time_features(
@@ -119,10 +120,17 @@ def score(
                 [before, as_of],
                 s.features,
                 s.runtime.features.batch_rows,
-                scoring.scoring_vocabulary(horizon.model, renewal),
+                vocabulary,
                 shift_days=health.shift_days() if health else None,
             )
         t["rows"] = len(frame)
+    challenger, compared = scoring.ranking_scorer(horizon, renewal, s.score.rank_by).challenger, None
+    if challenger is not None:
+        engine = use_engine("duckdb", s.runtime.features.duckdb_memory_limit)
+        with timed("score: the challenger, alongside"), engine:
+            compared = scoring.challenger_scores(
+                challenger, tables, frame, catalog, as_of, s.features, vocabulary, s.runtime.features.batch_rows
+            )
     with timed("score: probabilities + TreeSHAP", rows_in=len(frame)) as t:
         result = scoring.score_accounts(
             frame,
@@ -134,6 +142,7 @@ def score(
             s.score,
             plays.load_playbook(s.paths.playbook),
             renewal,
+            compared,
             data_note="; ".join(health.notes()) if health and health.notes() else None,
         )
         t["rows"] = len(frame)

@@ -70,7 +70,7 @@ def test_notebooks_run_on_the_demo(demo_run: Path, tmp_path: Path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the champion lives in the run's own store
     runs = {
         "01_crm_export.ipynb": {},
-        "02_model.ipynb": {"MODEL": "models:/churn-lgbm@champion", "SAMPLE": 4000},
+        "02_model.ipynb": {"MODEL": "models:/churn-lgbm-demo@champion", "SAMPLE": 4000},
         "03_weekly_at_risk.ipynb": {"OUT_DIR": str(tmp_path / "weekly")},
     }
     started = time.perf_counter()
@@ -87,7 +87,7 @@ def test_notebooks_run_on_the_demo(demo_run: Path, tmp_path: Path, monkeypatch):
 
     export = _text(executed["01_crm_export.ipynb"])
     assert "over_threshold_share" in export and "retention_at_end" in export
-    assert "model churn-lgbm/" in _text(executed["02_model.ipynb"])  # the champion, resolved to its version
+    assert "model churn-lgbm-demo/" in _text(executed["02_model.ipynb"])  # the champion, resolved to its version
     weekly = _text(executed["03_weekly_at_risk.ipynb"])
     for column in ("status", "p_before", "p_now", "p_change", "rank_before", "rank_now"):
         assert column in weekly, f"03: the week-on-week comparison has no {column!r} column"

@@ -127,7 +127,7 @@ def test_weekly_score_from_a_preset_export_with_the_champion_matches_the_canonic
     shaped = tmp_path / preset
     write_export_shape(small_export, shaped, preset)
     as_of = pd.read_csv(demo_run / "reports/at_risk.csv")["as_of"].iloc[0]
-    champion = "models:/churn-lgbm@champion"
+    champion = "models:/churn-lgbm-demo@champion"  # the demo source's lineage (data.source: auto)
     canonical = _score(demo_run, small_export, "canonical", as_of, tmp_path / "canonical.csv", champion)
     weekly = _score(demo_run, shaped, preset, as_of, tmp_path / "weekly.csv", champion)
     assert len(weekly) == len(canonical) > 150
@@ -135,7 +135,7 @@ def test_weekly_score_from_a_preset_export_with_the_champion_matches_the_canonic
     assert len(merged) == len(canonical)
     assert (merged["churn_probability"] - merged["churn_probability_weekly"]).abs().max() < 1e-4
     run_info = json.loads((demo_run / "data/models/mlflow_run.json").read_text())
-    assert (weekly["model_version"] == f"churn-lgbm/{run_info['version']}").all()
+    assert (weekly["model_version"] == f"churn-lgbm-demo/{run_info['version']}").all()
 
 
 def test_scoring_at_t_ignores_rows_dated_t_or_later(demo_run, small_export, tmp_path):

@@ -7,7 +7,8 @@ from canonical_frames import contracts, feature_params, random_export
 
 from features.build import LONGEST_WINDOW_DAYS, build_features
 from features.errors import InputError
-from features.history import EVENT_TIME, bulk_start, first_monday_after, history_start
+from features.export_date import export_last_date
+from features.history import EVENT_TIME, bulk_start, first_snapshot_after, history_start
 
 
 def days(first: str, last: str, per_day: float, seed: int = 0) -> pd.Series:
@@ -61,8 +62,8 @@ def test_a_table_too_bursty_to_date_and_an_empty_one_give_no_start():
 )
 def test_the_first_snapshot_is_the_first_monday_a_full_look_back_into_the_history(start, first):
     assert LONGEST_WINDOW_DAYS == 120
-    day = first_monday_after(pd.Timestamp(start), LONGEST_WINDOW_DAYS)
-    assert day == pd.Timestamp(first) and day.weekday() == 0
+    day = first_snapshot_after(pd.Timestamp(start), LONGEST_WINDOW_DAYS, weekday=0)
+    assert day == pd.Timestamp(first) and day.day_of_week == 0
     assert (day - pd.Timestamp(start)).days >= LONGEST_WINDOW_DAYS
 
 
@@ -87,12 +88,18 @@ def test_without_event_tables_the_contract_starts_date_the_history():
     assert pd.Timestamp("2024-01-01") <= start.day <= pd.Timestamp("2024-02-15")
 
 
-def test_features_with_auto_start_on_the_derived_monday_and_the_catalogue_says_why():
-    export = random_export(n_accounts=5, seed=3, start="2024-01-03", days=300)
+@pytest.mark.parametrize("days_of_history", [300, 301, 304])
+def test_features_with_auto_start_on_the_scoring_days_weekday_and_the_catalogue_says_why(days_of_history):
+    """Snapshots fall on the weekday the list is scored (the day after the export date), whatever it is."""
+    export = random_export(n_accounts=5, seed=3, start="2024-01-03", days=days_of_history)
     frame, doc = build_features(export, None, feature_params(first_snapshot="auto"))
     start = history_start(export).day
+    scoring_day = export_last_date(export) + pd.Timedelta(days=1)
     first = frame["snapshot_date"].min()
-    assert first == first_monday_after(start, 120) and first.weekday() == 0
+    assert first == first_snapshot_after(start, 120, scoring_day.day_of_week)
+    assert (frame["snapshot_date"].dt.day_of_week == scoring_day.day_of_week).all()
+    assert (first - start).days >= 120 and (first - start).days < 127
+    assert doc["snapshots"]["first_snapshot_choice"]["weekday"] == scoring_day.day_name()
     choice = doc["snapshots"]["first_snapshot_choice"]
     assert choice["rule"] == "auto" and choice["lookback_days"] == 120
     assert choice["history"]["start"] == start.date().isoformat()

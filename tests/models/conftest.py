@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import shutil
 from pathlib import Path
 
 # LightGBM trains on 2 OpenMP threads whose default is to spin while waiting: on a machine whose
@@ -127,3 +128,30 @@ def synthetic_model(synthetic, synthetic_parts, train_params):
     """The LightGBM model trained with the project's params on the synthetic table (a few seconds, once)."""
     _, catalog = synthetic
     return train_model(synthetic_parts, catalog, catalogue_hash(catalog), train_params, WINDOWS)
+
+
+# ---------------------------------------------------------------- shared: an MLflow store with its tables made once
+
+
+@pytest.fixture(scope="session")
+def empty_db(tmp_path_factory):
+    """An MLflow SQLite store with its tables created (a few seconds), once per session."""
+    from models import tracking
+
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    tracking.connect(f"sqlite:///{folder / 'mlflow.db'}")
+    return folder / "mlflow.db"
+
+
+@pytest.fixture
+def store(empty_db, tmp_path, monkeypatch) -> str:
+    """A fresh, empty store in tmp_path; MLflow's process-wide URIs are put back afterwards."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
+    monkeypatch.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
+    shutil.copy(empty_db, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

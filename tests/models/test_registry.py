@@ -1,11 +1,10 @@
 """Logging a training run and the registry gate, on a real SQLite MLflow store in the test's folder.
 
-The store's tables are created once per module and the empty database copied for each test,
-so a test pays only for what it logs.
+The store's tables are created once per session and the empty database copied for each test
+(the ``store`` fixture of tests/models/conftest.py), so a test pays only for what it logs.
 """
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,30 +15,10 @@ from models import evaluate, scoring, tracking
 from models.evaluate import classification_metrics
 from models.tracking import CHALLENGER, CHAMPION, TrainingRun, decide_alias
 from models.train import EVALUATION_FILE, ChurnModel, fit_model, split_out_of_time
-from tests.models.conftest import SPECS, WINDOWS, synthetic_features, with_tuning
+from pipelines.config import load_settings
+from tests.models.conftest import ROOT, SPECS, WINDOWS, synthetic_features, with_tuning
 
 NAME = "churn-test"
-
-
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mlflow-template")
-    tracking.connect(f"sqlite:///{folder / 'mlflow.db'}")
-    return folder / "mlflow.db"
-
-
-@pytest.fixture
-def store(empty_db, tmp_path, monkeypatch) -> str:
-    """A fresh, empty store in tmp_path; MLflow's process-wide URIs are put back afterwards."""
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
-    monkeypatch.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
-    shutil.copy(empty_db, tmp_path / "mlflow.db")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +43,7 @@ def metrics_on(model: ChurnModel, test, catalogue) -> dict:
     return classification_metrics(y, model.predict_proba(test), evaluate.arr_values(test, catalogue))
 
 
-def log(uri: str, model: ChurnModel, fingerprint: str, small, folder) -> dict:
+def log(uri: str, model: ChurnModel, fingerprint: str, small, folder, name: str = NAME) -> dict:
     """What the train stage does after fitting: save the folder, then log the run."""
     test, catalogue, _, _ = small
     model.save(folder)
@@ -73,7 +52,7 @@ def log(uri: str, model: ChurnModel, fingerprint: str, small, folder) -> dict:
     run = TrainingRun(
         tracking_uri=uri,
         experiment="churn",
-        registered_model=NAME,
+        registered_model=name,
         params={"train.seed": 42},
         tags={"catalog_hash": model.catalog_hash},
         model_fingerprint=fingerprint,
@@ -187,3 +166,25 @@ def test_the_run_records_every_candidate_of_the_search(store, small, tmp_path):
     table = json.loads(Path(local).read_text())
     assert table["chosen"] == tuning["chosen"] and table["candidates"] == tuning["candidates"]
     assert set(table["fit_seconds"]) == {c["name"] for c in tuning["candidates"]}
+
+
+def test_two_data_sources_get_two_registered_names_and_two_champions(store, small, tmp_path):
+    """The demo's models and another export's never compete for one champion, whichever is better."""
+    demo = load_settings(ROOT / "params.yaml")
+    assert demo.data.source == "auto" and demo.data.export_dir == demo.paths.demo_export
+    data = demo.data.model_copy(update={"export_dir": Path("data/raw/Acme CRM_2026-11")})
+    other = demo.model_copy(update={"data": data})
+    names = {source: s.registered_names() for source, s in (("demo", demo), ("other", other))}
+    assert names["demo"] == {"horizon": "churn-lgbm-demo", "renewal": "churn-renewal-demo"}
+    assert names["other"] == {"horizon": "churn-lgbm-acme-crm-2026-11", "renewal": "churn-renewal-acme-crm-2026-11"}
+
+    _, _, good, worse = small
+    on_demo = log(store, good, "fp-good", small, tmp_path / "demo", names["demo"]["horizon"])
+    # worse on the demo's test window, so under the demo's name it would only be a challenger
+    on_other = log(store, worse, "fp-worse", small, tmp_path / "other", names["other"]["horizon"])
+    assert (on_demo["version"], on_demo["alias"]) == ("1", CHAMPION)
+    assert (on_other["version"], on_other["alias"], on_other["reason"]) == ("1", CHAMPION, "no champion yet")
+    client = tracking.connect(store)
+    for which, run in (("demo", on_demo), ("other", on_other)):
+        champion = client.get_model_version_by_alias(names[which]["horizon"], CHAMPION)
+        assert (str(champion.version), champion.run_id) == ("1", run["run_id"])

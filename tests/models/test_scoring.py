@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 
 from features.build import build_features
-from features.catalogue import SIGNALS, catalogue_from_json, catalogue_hash, catalogue_to_json
+from features.catalogue import SIGNALS, Catalogue, catalogue_from_json, catalogue_hash, catalogue_to_json
 from features.errors import InputError
 from features.export_date import export_last_date
 from features.snapshots import LABEL_COLUMNS
-from models import explain, scoring
+from models import evaluate, explain, scoring, tracking
 from models.params import ScoreParams
-from models.train import ChurnModel, Windows, train_model
+from models.tracking import CHALLENGER, CHAMPION, TrainingRun
+from models.train import EVALUATION_FILE, ChurnModel, Windows, train_model
 from tests.features.canonical_frames import accounts, contracts, emails, feature_params, random_export, table, truncate
 from tests.models.conftest import SPECS, with_tuning
 
@@ -56,6 +57,9 @@ CSV_COLUMNS = [
     "play_3",
     "model_version",
     "renewal_model_version",
+    "challenger_risk",
+    "challenger_version",
+    "data_note",
 ]
 
 
@@ -455,3 +459,132 @@ def test_an_account_whose_renewal_is_not_booked_yet_is_on_the_list():
     now = full.xs(pd.Timestamp("2025-07-05"), level="snapshot_date")
     assert sorted(now.index) == ["C", "O", "R"]
     assert now["renewal_overdue_days"].to_dict() == {"C": 0.0, "O": 5.0, "R": 5.0}
+
+
+# ---------------------------------------------------------------- the champion scores; a challenger comes alongside
+
+NAME = "churn-lgbm-test"
+CHALLENGER_COLUMNS = ["challenger_risk", "challenger_version"]
+
+
+@pytest.fixture(scope="module")
+def labelled(book) -> tuple[pd.DataFrame, Catalogue]:
+    """Every labelled snapshot of the book: the window the gate compares models on in these tests."""
+    frame, catalog = build_features(book, None, PARAMS)
+    return frame[frame["label"].notna()], Catalogue.from_json(catalog)
+
+
+@pytest.fixture(scope="module")
+def worse_model(book, train_params) -> ChurnModel:
+    """The ``model`` fixture's machinery on shuffled labels: a model that must lose the gate."""
+    frame, catalog = build_features(book, None, PARAMS)
+    labelled = frame[frame["label"].notna()].copy()
+    labelled["label"] = np.random.default_rng(0).permutation(labelled["label"].to_numpy())
+    in_valid = labelled["account_id"].str[-1].isin(["0", "3", "6"])
+    parts = {"train": labelled[~in_valid], "valid": labelled[in_valid]}
+    params = with_tuning(train_params, num_boost_round=100, early_stopping_rounds=20)
+    return train_model(parts, catalog, catalogue_hash(catalog), params, Windows(AS_OF, AS_OF, AS_OF, AS_OF))
+
+
+def train_into(folder, model: ChurnModel, fingerprint: str, uri: str, labelled) -> dict:
+    """What ``churn train`` does after fitting: the model folder, the run and the gate, the run file."""
+    test, catalogue = labelled
+    model.save(folder)
+    arr = evaluate.arr_values(test, catalogue)
+    metrics = evaluate.classification_metrics(test["label"].astype(int).to_numpy(), model.predict_proba(test), arr)
+    evaluation = {"test": {"model": metrics}}
+    (folder / EVALUATION_FILE).write_text(json.dumps(evaluation))
+    run = TrainingRun(uri, "churn", NAME, {"train.seed": 42}, {}, fingerprint, "all labelled weeks")
+    logged = tracking.log_training_run(run, model, test, evaluation, folder, arr)
+    (folder / tracking.RUN_FILE).write_text(json.dumps(logged))
+    return logged
+
+
+def churn_at_as_of(book, model: ChurnModel) -> pd.Series:
+    """A model's churn probability at as-of, from features built with its own vocabulary."""
+    frame, _ = build_features(book, [AS_OF], PARAMS, vocabulary=model.vocabulary)
+    return pd.Series(model.predict_proba(frame), index=frame["account_id"].astype(str).to_numpy())
+
+
+def test_a_challenger_never_ships_the_champion_scores_and_the_challenger_comes_alongside(
+    store, book, model, worse_model, labelled, tmp_path, caplog
+):
+    first = train_into(tmp_path / "first", model, "fp-good", store, labelled)
+    folder = tmp_path / "models"  # what train wrote last: the worse model, which lost the gate
+    second = train_into(folder, worse_model, "fp-worse", store, labelled)
+    assert (first["version"], first["alias"], second["version"], second["alias"]) == ("1", CHAMPION, "2", CHALLENGER)
+
+    with caplog.at_level("INFO", logger="churn.score"):
+        horizon, renewal = scoring.load_scorers(None, None, folder, tmp_path / "no-renewal", store, "horizon")
+    assert renewal is None and horizon.version == f"{NAME}/1" and horizon.challenger.version == f"{NAME}/2"
+    assert f"champion {NAME}/1 scored the list; challenger {NAME}/2" in caplog.text
+    challenger = scoring.ranking_scorer(horizon, renewal, "horizon").challenger
+    scored = scoring.build_scores(
+        book, AS_OF, horizon.model, horizon.version, PARAMS, SCORE_PARAMS, PLAYBOOK, challenger=challenger
+    )
+    at_risk = scored.at_risk.set_index("account_id")
+    assert (at_risk["model_version"] == f"{NAME}/1").all() and (at_risk["challenger_version"] == f"{NAME}/2").all()
+    champion_p = churn_at_as_of(book, model).loc[at_risk.index]
+    challenger_p = churn_at_as_of(book, worse_model).loc[at_risk.index]
+    np.testing.assert_allclose(at_risk["churn_probability"], champion_p.round(4), atol=1e-4)
+    np.testing.assert_allclose(at_risk["challenger_risk"], challenger_p.round(4), atol=1e-4)
+    assert (at_risk["challenger_risk"] - at_risk["churn_probability"]).abs().max() > 0.01
+    # the list is the champion's own: rank, tiers and reasons as if no challenger were there
+    alone = scoring.build_scores(book, AS_OF, model, f"{NAME}/1", PARAMS, SCORE_PARAMS, PLAYBOOK).at_risk
+    pd.testing.assert_frame_equal(
+        scored.at_risk.drop(columns=CHALLENGER_COLUMNS), alone.drop(columns=CHALLENGER_COLUMNS)
+    )
+
+    # a model given on the command line is used as given, challenger or not
+    given = scoring.load_scorer(str(folder), tmp_path / "unused", store)
+    assert (given.version, given.challenger) == (f"{NAME}/2", None)
+    np.testing.assert_allclose(given.model.predict_proba(labelled[0]), worse_model.predict_proba(labelled[0]))
+
+
+def test_when_the_newest_is_the_champion_it_scores_and_the_challenger_columns_are_empty(
+    store, book, model, worse_model, labelled, tmp_path
+):
+    train_into(tmp_path / "first", worse_model, "fp-worse", store, labelled)  # the first is champion
+    folder = tmp_path / "models"
+    newest = train_into(folder, model, "fp-good", store, labelled)  # better: the champion moves
+    assert (newest["version"], newest["alias"]) == ("2", CHAMPION)
+    horizon, _ = scoring.load_scorers(None, None, folder, tmp_path / "no-renewal", store, "horizon")
+    assert (horizon.version, horizon.challenger) == (f"{NAME}/2", None)
+    at_risk = scoring.build_scores(book, AS_OF, horizon.model, horizon.version, PARAMS, SCORE_PARAMS, PLAYBOOK).at_risk
+    assert (at_risk["model_version"] == f"{NAME}/2").all()
+    assert at_risk["challenger_risk"].isna().all() and at_risk["challenger_version"].isna().all()
+    np.testing.assert_allclose(
+        at_risk.set_index("account_id")["churn_probability"],
+        churn_at_as_of(book, model).loc[at_risk["account_id"]].round(4),
+        atol=1e-4,
+    )
+
+
+def test_without_a_store_the_folders_model_scores_as_trained(small_model, tmp_path, caplog):
+    small_model.save(tmp_path)
+    run = {"run_id": "r", "registered_model": NAME, "version": "3", "alias": CHALLENGER}
+    (tmp_path / tracking.RUN_FILE).write_text(json.dumps(run))
+    missing = tmp_path / "no-store" / "mlflow.db"
+    scorer = scoring.load_scorer(None, tmp_path, f"sqlite:///{missing}")
+    assert (scorer.version, scorer.challenger) == (f"{NAME}/3", None)
+    assert not missing.exists()  # looking for the registry did not create an empty one
+    assert "no MLflow store" in caplog.text and "challenger" in caplog.text
+
+
+def test_a_challenger_on_another_event_vocabulary_is_scored_on_features_of_its_own(book, model, train_params):
+    fewer = feature_params(usage={"max_event_types": 1})
+    frame, catalog = build_features(book, None, fewer)
+    labelled = frame[frame["label"].notna()]
+    in_valid = labelled["account_id"].str[-1].isin(["0", "3", "6"])
+    parts = {"train": labelled[~in_valid], "valid": labelled[in_valid]}
+    params = with_tuning(train_params, num_boost_round=60, early_stopping_rounds=20)
+    other = train_model(parts, catalog, catalogue_hash(catalog), params, Windows(AS_OF, AS_OF, AS_OF, AS_OF))
+    assert other.vocabulary != model.vocabulary
+    challenger = scoring.Scorer(other, f"{NAME}/9")
+    at_risk = scoring.build_scores(book, AS_OF, model, VERSION, PARAMS, SCORE_PARAMS, PLAYBOOK, challenger=challenger)
+    at_risk = at_risk.at_risk.set_index("account_id")
+    expected = churn_at_as_of(book, other).loc[at_risk.index]
+    np.testing.assert_allclose(at_risk["challenger_risk"], expected.round(4), atol=1e-4)
+    np.testing.assert_allclose(
+        at_risk["churn_probability"], churn_at_as_of(book, model).loc[at_risk.index].round(4), atol=1e-4
+    )

@@ -166,3 +166,43 @@ def test_rejection_limits_default_with_a_tables_own_and_misspelt_tables_refused(
         good.write_text(yaml.safe_dump(raw))
         with pytest.raises(ConfigError, match=f"data.max_rejected_share.{message}"):
             load_settings(good)
+
+
+def with_data(tmp_path: Path, **changes) -> Path:
+    """params.yaml with keys of its data section changed, written to tmp_path."""
+    raw = yaml.safe_load(PARAMS.read_text())
+    raw["data"].update(changes)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes, source",
+    [
+        ({}, "demo"),  # the project's params.yaml: auto on the demo export
+        ({"export_dir": "./data/raw/demo/"}, "demo"),  # the same folder, spelt otherwise
+        ({"export_dir": "/exports/Acme CRM_2026-11-30"}, "acme-crm-2026-11-30"),
+        ({"export_dir": "/exports/2026-11-30", "source": "acme"}, "acme"),  # a fixed name for dated folders
+        ({"source": "acme"}, "acme"),
+    ],
+)
+def test_registered_names_carry_the_data_source(tmp_path, changes, source):
+    s = load_settings(with_data(tmp_path, **changes))
+    assert s.source == source
+    assert s.registered_names() == {"horizon": f"churn-lgbm-{source}", "renewal": f"churn-renewal-{source}"}
+
+
+@pytest.mark.parametrize("bad", ["acme/eu", "acme@champion", "", "-acme"])
+def test_a_source_that_cannot_be_part_of_a_registered_name_is_refused(tmp_path, bad):
+    with pytest.raises(ConfigError, match="data.source"):
+        load_settings(with_data(tmp_path, source=bad))
+
+
+def test_the_data_source_has_no_default(tmp_path):
+    raw = yaml.safe_load(PARAMS.read_text())
+    del raw["data"]["source"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="data.source"):
+        load_settings(path)
