@@ -52,12 +52,16 @@ def current_features(explanations: pd.DataFrame, categorical: list[str]) -> pd.D
     return values
 
 
-def reference_rows(frame: pd.DataFrame, model_dir: Path) -> pd.DataFrame:
-    """The feature rows of the model's test window, with the model's probability on each (``p_model``)."""
-    path = model_dir / TEST_PREDICTIONS
+def reference_rows(frame: pd.DataFrame, horizon_dir: Path) -> pd.DataFrame:
+    """The feature rows of the 90-day model's test window: the most recent weeks with observed outcomes.
+
+    The 90-day model's, whichever model ranks: its windows are weeks of snapshots, while the
+    renewal model's test window gathers terms ending late, with snapshots back to the export's start.
+    """
+    path = horizon_dir / TEST_PREDICTIONS
     if not path.exists():
-        raise InputError(f"{path}: the model's test predictions are missing; run `dvc repro train train_renewal`")
-    test = pd.read_parquet(path, columns=["account_id", "snapshot_date", "p_model"])
+        raise InputError(f"{path}: the model's test predictions are missing; run `dvc repro train`")
+    test = pd.read_parquet(path, columns=["account_id", "snapshot_date"])
     test["account_id"] = test["account_id"].astype("string")
     return frame.merge(test, on=["account_id", "snapshot_date"], how="inner")
 
@@ -72,12 +76,13 @@ def this_week_drift(
     explanations = pd.read_parquet(s.paths.reports / "explanations.parquet")
     explanations["account_id"] = explanations["account_id"].astype("string")
     current = current_features(explanations, [f for f in catalogue.categorical if f in model.features])
-    reference = reference_rows(frame, ranking_dir)
+    reference = reference_rows(frame, s.paths.models)
     titles = {spec.name: spec.label for spec in catalogue.specs}
     d = s.monitor.drift
     drift = monitoring.feature_drift(reference, current, titles, d.bins)
     probability = "renewal_risk" if s.score.rank_by == "renewal" else "churn_probability"
-    score = monitoring.score_distribution(at_risk[probability].dropna(), reference["p_model"], d.bins)
+    expected = pd.Series(model.predict_proba(reference))  # the ranking model on the same reference rows
+    score = monitoring.score_distribution(at_risk[probability].dropna(), expected, d.bins)
     flagged = monitoring.drifted(drift, d.max_psi, d.max_missing_change)
     warnings = [monitoring.drift_line(flagged, d.top)] if len(flagged) else []
     if score["psi"] > d.max_psi:

@@ -168,7 +168,8 @@ def main(
     write_csv(result.at_risk, csv_path)
     if out is None:  # the pipeline's own run also writes explanations, figures, its checks and its dated copy
         write_json(health.to_dict(), s.paths.input_checks)
-        write_csv(result.at_risk[HISTORY_COLUMNS], s.paths.history / f"at_risk_{when.isoformat()}.csv")
+        if when == scoring.default_as_of(export_date.date):  # a past as-of is scored by a model that saw its outcomes
+            write_csv(result.at_risk[HISTORY_COLUMNS], s.paths.history / f"at_risk_{when.isoformat()}.csv")
         write_parquet(result.explanations, s.paths.reports / "explanations.parquet")
         with timed("score: figures"):
             replace_figures(s.paths.reports / "figures", lambda: shap_figures(result), **figures.SHAP_SAVE)

@@ -31,9 +31,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.duck import ParquetTable
 from features.engine import DuckDBEngine, sql_identifier, sql_literal
 from features.errors import InputError
 from features.export_date import RECORD, ExportDate
+from features.freshness import table_freshness
 from features.schemas import ROW_SCHEMAS, TABLES, Column, Table, empty_table, pandas_dtype
 from pipelines.ingestion import repairs
 from pipelines.ingestion.presets import (
@@ -148,6 +150,8 @@ def ingest_export_to(
                 )
     finally:
         shutil.rmtree(out / STAGING, ignore_errors=True)
+    kept = {name: ParquetTable(out / f"{name}.parquet") for name in report.tables}
+    report.freshness = {name: f.to_dict() for name, f in table_freshness(kept, decided.date).items()}
     write_record(out, report.export_date)
     return report
 

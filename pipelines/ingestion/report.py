@@ -74,6 +74,7 @@ class IngestReport:
     tables: dict[str, TableReport] = field(default_factory=dict)
     tables_absent: list[str] = field(default_factory=list)
     refused: str | None = None
+    freshness: dict = field(default_factory=dict)  # event table -> first and last dated row, lag (features.freshness)
 
     def to_dict(self) -> dict:
         for report in self.tables.values():
@@ -85,6 +86,7 @@ class IngestReport:
             "refused": self.refused,
             "tables": {name: r.to_dict() for name, r in self.tables.items()},
             "tables_absent": list(self.tables_absent),
+            "freshness": self.freshness,
             "totals": {
                 "rows_read": sum(r.rows_read for r in self.tables.values()),
                 "rows_kept": sum(r.rows_kept for r in self.tables.values()),

@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from features.errors import InputError
+from features.export_date import EVENT_DATES
 from features.schemas import TABLES
 from pipelines import ingest
 from pipelines.canonical import read_export_date, read_tables
@@ -404,3 +405,15 @@ def test_each_reject_reason_comes_with_its_likely_fix(reason, hint):
     assert hint in said
     if "see the reasons" in hint:
         assert said.endswith("data/interim/rejected/emails.parquet")
+
+
+def test_ingest_records_each_event_tables_first_and_last_kept_row_and_its_lag(messy):
+    report, out = messy
+    freshness = report["freshness"]
+    end = dt.date.fromisoformat(report["export_date"]["date"])
+    assert set(freshness) <= {"emails", "meetings", "tickets", "usage_events", "surveys"} and "emails" in freshness
+    for name, f in freshness.items():
+        kept = pd.read_parquet(out / f"{name}.parquet")
+        dated = kept[EVENT_DATES[name]].dropna().dt.tz_convert("UTC").dt.date
+        assert f["first_date"] == min(dated).isoformat() and f["last_date"] == max(dated).isoformat()
+        assert f["lag_days"] == (end - max(dated)).days >= 0  # the 2099 row was rejected, never the last
