@@ -12,12 +12,12 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run lint test test-fast pytest-unit pytest-slow pytest-unit-1 pytest-unit-2 notebooks lab bench clean help
+.PHONY: setup run lint test test-fast pytest-unit pytest-slow pytest-demo-run pytest-rest pytest-unit-1 pytest-unit-2 notebooks lab bench clean help
 
 help:
 	@echo "make run        set up .venv from uv.lock, then dvc repro on the demo export"
 	@echo "make lint       ruff check and ruff format --check (make test and make test-fast run it first)"
-	@echo "make test       set up .venv, lint, then the whole test suite: unit and slow tests side by side"
+	@echo "make test       set up .venv, lint, then the whole test suite in two lanes side by side: the demo run's tests, and the rest"
 	@echo "make test-fast  lint, then unit tests only, in two halves side by side: no subprocess, no dvc repro (under 90 s)"
 	@echo "make notebooks  render the notebooks to HTML in reports/notebooks/"
 	@echo "make lab        JupyterLab on http://127.0.0.1:8888 (notebooks find the project root themselves)"
@@ -52,9 +52,15 @@ lint: setup
 # tests/conftest.py) and the slow ones; make test-fast the unit tests in two halves. The second
 # half takes every folder not listed in the first, so a new test folder is never left out.
 UNIT_HALF := tests/pipelines tests/models
+# make test's two lanes, balanced by measured time (pytest --durations): the tests reading the
+# session's one demo run (its fixture is built once per process, so they share a lane) with two
+# other end-to-end worlds (about 12.5 minutes), and every other test, unit and slow (about 12).
+DEMO_RUN_TESTS := tests/data/test_pipeline_e2e.py tests/data/test_demo_model.py tests/data/test_guardrails.py \
+	tests/test_notebooks.py tests/reliability/test_reproducible.py \
+	tests/reliability/test_privacy.py tests/data/test_usage_world_model.py
 
 test: lint
-	@$(MAKE) --no-print-directory -j2 -O pytest-unit pytest-slow
+	@$(MAKE) --no-print-directory -j2 -O pytest-demo-run pytest-rest
 
 test-fast: lint
 	@$(MAKE) --no-print-directory -j2 -O pytest-unit-1 pytest-unit-2
@@ -64,6 +70,12 @@ pytest-unit:
 
 pytest-slow:
 	$(BIN)/python -m pytest -m slow
+
+pytest-demo-run:
+	$(BIN)/python -m pytest $(DEMO_RUN_TESTS)
+
+pytest-rest:
+	$(BIN)/python -m pytest $(addprefix --ignore=,$(DEMO_RUN_TESTS))
 
 pytest-unit-1:
 	$(BIN)/python -m pytest -m "not slow" $(UNIT_HALF)

@@ -73,6 +73,10 @@ class Paths(StrictParams):
     def monitoring(self) -> Path:
         return self.reports / "monitoring.json"
 
+    @property
+    def monitoring_summary(self) -> Path:
+        return self.reports / "monitoring_summary.json"
+
 
 MEMORY = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # a DuckDB memory_limit
 

@@ -100,6 +100,7 @@ def this_week_drift(
         "max_psi": float(drift["psi"].max()) if len(drift) else float("nan"),
         "score": score,
         "features": drift.round(4).to_dict(orient="records"),
+        "drifted": flagged["feature"].tolist(),
         "warnings": warnings,
     }
     return doc, drift
@@ -279,6 +280,7 @@ def main(backfill: bool = True) -> None:
         "warnings": warnings,
     }
     write_json(doc, s.paths.monitoring)
+    write_json(summary(doc), s.paths.monitoring_summary)
     write_csv(drift[["feature", "title", "psi"]].fillna({"psi": 0.0}), s.paths.reports / "plots" / "drift.csv")
     judged = pd.DataFrame(history["judged"], columns=["as_of", "roc_auc", "alert_precision"])
     write_csv(judged, s.paths.reports / "plots" / "judged_lists.csv")
@@ -293,6 +295,22 @@ def main(backfill: bool = True) -> None:
     )
     if not warnings:
         LOG.info("monitor: no warning (inputs fresh, volumes usual, no drift past monitor.drift.max_psi)")
+
+
+def summary(doc: dict) -> dict:
+    """The week's figures in one flat document: what DVC compares from run to run."""
+    drift, pooled = doc["drift"], doc["history"]["pooled"]
+    return {
+        "warnings": len(doc["warnings"]),
+        "stale_tables": len(doc["inputs"].get("stale", [])),
+        "empty_tables": len(doc["inputs"].get("empty", [])),
+        "drift_max_psi": drift["max_psi"],
+        "drifted_features": len(drift["drifted"]),
+        "score_psi": drift["score"]["psi"],
+        "judged_lists": len(doc["history"]["judged"]),
+        "judged_roc_auc": pooled["roc_auc"],
+        "test_window_roc_auc": pooled["test_window_roc_auc"],
+    }
 
 
 def log_to_mlflow(s: Settings, doc: dict) -> None:

@@ -126,7 +126,9 @@ def test_worse_signals_raise_the_predicted_risk(outputs, change):
             worse[c] = np.fmax(worse[c], 72.0)
         worse["reply_within24h_share_90d"] = worse["reply_within24h_share_90d"].clip(upper=0.2)
     elif change == "no_recent_qbr":
-        worse["qbr_since_last_days"] = np.fmax(worse["qbr_since_last_days"].fillna(400), 200.0)
+        # monotone constraints bind values, not missing ones (LightGBM sends NaN to a learned side): a missing
+        # value stays missing, so the change only worsens what is known
+        worse["qbr_since_last_days"] = np.fmax(worse["qbr_since_last_days"], 200.0).where(worse["qbr_since_last_days"].notna())
         worse["qbr_held_count_365d"] = 0.0
         worse["qbr_pre_renewal_flag_120d"] = worse["qbr_pre_renewal_flag_120d"].where(worse["qbr_pre_renewal_flag_120d"].isna(), 0.0)
     else:

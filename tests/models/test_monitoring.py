@@ -105,3 +105,18 @@ def test_the_pooled_auc_reads_every_week_and_retraining_is_recommended_past_the_
     line = monitoring.retrain_line(0.85, 0.95, 0.05, 13)
     assert line.startswith("retrain:") and "0.850" in line and "0.950" in line
     assert monitoring.retrain_line(float("nan"), 0.95, 0.05, 13) is None
+
+
+def test_a_small_books_sampling_noise_is_not_read_as_drift_a_real_shift_still_is():
+    reference = pd.DataFrame({"x": normal(800, seed=1)})
+    titles = {"x": "Customer for"}
+    noisy = [
+        monitoring.feature_drift(reference, pd.DataFrame({"x": normal(40, seed=s)}), titles, 10).iloc[0]
+        for s in range(2, 42)
+    ]
+    assert max(row["psi"] for row in noisy) > 0.25  # a fixed threshold alone raises false alarms
+    assert noisy[0]["psi_noise"] == pytest.approx(21.67 * (1 / 800 + 1 / 40), rel=0.01)  # chi-square(9), 99%
+    flagged = sum(len(monitoring.drifted(pd.DataFrame([row]).assign(missing_change=0.0), 0.25, 0.2)) for row in noisy)
+    assert flagged <= 1
+    shifted = monitoring.feature_drift(reference, pd.DataFrame({"x": normal(40, shift=2.0, seed=3)}), titles, 10)
+    assert len(monitoring.drifted(shifted, 0.25, 0.2)) == 1
