@@ -8,6 +8,7 @@ Stage modules are imported lazily so that ``churn --help`` stays instant.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -19,6 +20,9 @@ import typer
 # pandera imports pyspark.pandas when PySpark is installed (the optional Spark engine); its
 # pandas-version notice says nothing about this pipeline, so keep it off every command's output.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+# Before LightGBM loads OpenMP: waiting threads sleep instead of spinning, so a stage sharing the
+# machine with another (a second pipeline, a notebook) is not slowed tenfold; alone it costs nothing.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(
     name="churn",
