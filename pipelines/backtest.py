@@ -12,12 +12,10 @@ import datetime as dt
 import json
 import logging
 
-import pandas as pd
-
 from features.catalogue import Catalogue
 from models import backtest, figures, tracking
 from models.targets import HORIZON, RENEWAL
-from pipelines.canonical import read_export_date, read_feature_table
+from pipelines.canonical import read_export_date, read_feature_table, read_owners
 from pipelines.config import settings
 from pipelines.io import write_csv, write_figure, write_json, write_parquet
 from pipelines.logs import timed
@@ -31,8 +29,7 @@ def main() -> None:
     frame, catalog = read_feature_table(s.paths.features, s.paths.feature_catalog)
     catalogue = Catalogue.from_json(catalog)
     export_date = read_export_date(s.paths.interim).date
-    owners = pd.read_parquet(s.paths.interim / "accounts.parquet", columns=["account_id", "owner"])
-    owners = owners.drop_duplicates("account_id").set_index(owners["account_id"].astype(str))["owner"].astype("string")
+    owners = read_owners(s.paths.interim)
 
     def fits(day: dt.date) -> bool:
         return all(backtest.can_fit(frame, t, day, s.train, horizon_days, grace) for t in (RENEWAL, HORIZON))

@@ -60,6 +60,13 @@ def read_canonical_tables(folder: Path) -> dict[str, Table]:
     return tables
 
 
+def read_owners(interim: Path) -> pd.Series:
+    """Each account's owner (string), by account id: whose budget of alerts an account falls in."""
+    accounts = pd.read_parquet(interim / "accounts.parquet", columns=["account_id", "owner"])
+    accounts = accounts.drop_duplicates("account_id")
+    return accounts.set_index(accounts["account_id"].astype(str))["owner"].astype("string")
+
+
 def read_export_date(interim: Path, tables: dict[str, Table] | None = None) -> ExportDate:
     """The export date ingest decided (``<interim>/export.json``): the grid's end, the labels' and the as-of's.
 

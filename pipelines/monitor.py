@@ -24,7 +24,7 @@ from features.errors import InputError
 from features.snapshots import build_grid
 from models import monitoring, scoring, tracking
 from models.train import ChurnModel
-from pipelines.canonical import read_export_date, read_feature_table
+from pipelines.canonical import read_export_date, read_feature_table, read_owners
 from pipelines.config import Settings, settings
 from pipelines.io import write_csv, write_json
 from pipelines.logs import timed
@@ -52,8 +52,8 @@ def current_features(explanations: pd.DataFrame, categorical: list[str]) -> pd.D
     return values
 
 
-def reference_rows(frame: pd.DataFrame, horizon_dir: Path) -> pd.DataFrame:
-    """The feature rows of the 90-day model's test window: the most recent weeks with observed outcomes.
+def read_test_window(horizon_dir: Path) -> pd.DataFrame:
+    """The 90-day model's test rows at training (keys, label, its probability): drift's reference and the judged lists' yardstick.
 
     The 90-day model's, whichever model ranks: its windows are weeks of snapshots, while the
     renewal model's test window gathers terms ending late, with snapshots back to the export's start.
@@ -61,13 +61,18 @@ def reference_rows(frame: pd.DataFrame, horizon_dir: Path) -> pd.DataFrame:
     path = horizon_dir / TEST_PREDICTIONS
     if not path.exists():
         raise InputError(f"{path}: the model's test predictions are missing; run `dvc repro train`")
-    test = pd.read_parquet(path, columns=["account_id", "snapshot_date"])
+    test = pd.read_parquet(path, columns=["account_id", "snapshot_date", "label", "p_model"])
     test["account_id"] = test["account_id"].astype("string")
-    return frame.merge(test, on=["account_id", "snapshot_date"], how="inner")
+    return test
+
+
+def reference_rows(frame: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """The feature rows of the test window: the most recent weeks with observed outcomes."""
+    return frame.merge(test[["account_id", "snapshot_date"]], on=["account_id", "snapshot_date"], how="inner")
 
 
 def this_week_drift(
-    s: Settings, frame: pd.DataFrame, catalog: dict, at_risk: pd.DataFrame
+    s: Settings, frame: pd.DataFrame, catalog: dict, at_risk: pd.DataFrame, test: pd.DataFrame
 ) -> tuple[dict, pd.DataFrame]:
     """Feature and score drift of this week's list against the ranking model's test window."""
     ranking_dir = s.paths.renewal_model if s.score.rank_by == "renewal" else s.paths.models
@@ -76,7 +81,7 @@ def this_week_drift(
     explanations = pd.read_parquet(s.paths.reports / "explanations.parquet")
     explanations["account_id"] = explanations["account_id"].astype("string")
     current = current_features(explanations, [f for f in catalogue.categorical if f in model.features])
-    reference = reference_rows(frame, s.paths.models)
+    reference = reference_rows(frame, test)
     titles = {spec.name: spec.label for spec in catalogue.specs}
     d = s.monitor.drift
     drift = monitoring.feature_drift(reference, current, titles, d.bins)
@@ -186,13 +191,7 @@ def outcomes(
     }
 
 
-def test_window_auc(model_dir: Path) -> float:
-    """The 90-day model's ROC AUC on its test window at training: what judged lists are compared with."""
-    test = pd.read_parquet(model_dir / TEST_PREDICTIONS, columns=["label", "p_model"])
-    return float(roc_auc_score(test["label"].astype(int), test["p_model"]))
-
-
-def judge_history(s: Settings, contracts: pd.DataFrame, export_date: dt.date) -> dict:
+def judge_history(s: Settings, contracts: pd.DataFrame, export_date: dt.date, test: pd.DataFrame) -> dict:
     """Each kept list whose horizon is observed, judged; the last ``judged_weeks`` pooled against the test window."""
     lists = kept_lists(s)
     dates = [dt.date.fromisoformat(str(f["as_of"].iloc[0])) for f in lists if len(f)]
@@ -207,7 +206,7 @@ def judge_history(s: Settings, contracts: pd.DataFrame, export_date: dt.date) ->
     ]
     recent = ready[-s.monitor.judged_weeks :]
     pooled = monitoring.pooled_auc([f for _, f in recent], [observed.get(d, pd.Series(dtype=int)) for d, _ in recent])
-    test_auc = test_window_auc(s.paths.models)
+    test_auc = float(roc_auc_score(test["label"].astype(int), test["p_model"]))  # the model at training
     line = monitoring.retrain_line(pooled, test_auc, s.monitor.max_auc_drop, len(recent))
     return {
         "kept": len(lists),
@@ -254,19 +253,18 @@ def main(backfill: bool = True) -> None:
         raise InputError(f"{checks_path}: this week's input checks not found; run `dvc repro score` first")
     checks = json.loads(checks_path.read_text())
     frame, catalog = read_feature_table(s.paths.features, s.paths.feature_catalog)
+    test = read_test_window(s.paths.models)
     with timed("monitor: drift against the test window"):
-        drift_doc, drift = this_week_drift(s, frame, catalog, at_risk)
-    accounts = pd.read_parquet(s.paths.interim / "accounts.parquet", columns=["account_id", "owner"])
-    owners = accounts.drop_duplicates("account_id").set_index(accounts["account_id"].astype("string"))["owner"]
+        drift_doc, drift = this_week_drift(s, frame, catalog, at_risk, test)
     if backfill:
-        written = backfill_history(s, frame, catalog, owners.astype("string"))
+        written = backfill_history(s, frame, catalog, read_owners(s.paths.interim))
         if written:
             LOG.info(
                 "monitor: %d past weekly lists re-created from the backtest's replay in %s", written, s.paths.history
             )
     contracts = pd.read_parquet(s.paths.interim / "contracts.parquet")
     with timed("monitor: kept lists judged"):
-        history = judge_history(s, contracts, export_date)
+        history = judge_history(s, contracts, export_date, test)
     warnings = [*checks.get("notes", []), *checks.get("warnings", []), *drift_doc["warnings"]]
     if history["recommendation"]:
         warnings.append(history["recommendation"])
