@@ -220,12 +220,14 @@ def explain(
 def bench(
     sizes: Annotated[str, typer.Option(help="Comma-separated account counts.")] = "1000,10000",
     large: Annotated[bool, typer.Option("--large", help="Also run 100,000 accounts.")] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep each size's scratch folder (to profile a stage).")] = False,
+    scratch: Annotated[Path | None, typer.Option(help="Folder for the scratch folders (default: the temp dir).")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Benchmark every stage against the DuckDB floor; write reports/bench.json."""
     from pipelines.devtools import bench as stage
 
-    stage.main(sizes=[int(s) for s in sizes.split(",") if s], large=large)
+    stage.main(sizes=[int(s) for s in sizes.split(",") if s], large=large, keep=keep, scratch=scratch)
 
 
 @app.command()

@@ -35,7 +35,7 @@ from pipelines.io import write_json
 LOG = logging.getLogger("churn.bench")
 DEFAULT_SIZES = (1_000, 10_000)
 LARGE_SIZE = 100_000
-STAGES = ("demo_data", "ingest", "features", "train", "train_renewal", "evaluate", "score")
+STAGES = ("demo_data", "ingest", "features", "train", "train_renewal", "evaluate", "backtest", "score")
 COMMANDS = {"demo_data": ["demo-data"], "train_renewal": ["train", "--target", "renewal"]}
 FLOOR_COLUMNS = {
     "accounts": "created_date",
