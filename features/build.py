@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,35 +189,6 @@ def account_batches(
     return [(str(part[0]), str(part[-1])) for part in np.array_split(accounts, n) if len(part)]
 
 
-def compute_in_batches(
-    family: Family,
-    tables: Mapping[str, Table],
-    grid: pd.DataFrame,
-    p: FeatureParams,
-    rows_in: int,
-    batch_rows: int | None,
-    shared: Any,
-) -> pd.DataFrame:
-    """``family.compute`` on the whole grid, or batch by batch of accounts when its tables are large.
-
-    Exact percentiles cannot spill to disk, so a family over tens of millions of e-mails runs
-    on account ranges instead; its values are the same, its memory a fraction. The result is
-    aligned on ``grid``'s rows, as ``compute`` itself returns it.
-    """
-    batches = account_batches(grid, rows_in, batch_rows, p.frequency_days) if family.per_account and batch_rows else []
-    if len(batches) <= 1:
-        return family.compute(dict(tables), grid, p, shared)
-    ids = grid["account_id"].astype("string")
-    parts = []
-    for number, (first, last) in enumerate(batches, 1):
-        rows = ((ids >= first) & (ids <= last)).to_numpy(dtype=bool)
-        subset = {name: for_accounts(t, first, last) if name != "accounts" else t for name, t in tables.items()}
-        part = family.compute(subset, grid[rows].reset_index(drop=True), p, shared)
-        parts.append(part.set_index(np.flatnonzero(rows)))
-        LOG.info("features: %s: batch %d of %d (accounts %s to %s)", family.name, number, len(batches), first, last)
-    return pd.concat(parts).sort_index().reset_index(drop=True)
-
-
 def family_grid(grid: pd.DataFrame, family: Family, shift_days: Mapping[str, int]) -> pd.DataFrame:
     """The (account, snapshot) keys a family is computed on: moved back when one of its tables stopped early.
 
@@ -227,6 +198,157 @@ def family_grid(grid: pd.DataFrame, family: Family, shift_days: Mapping[str, int
     if not days:
         return grid[KEY]
     return grid[KEY].assign(snapshot_date=grid["snapshot_date"] - pd.Timedelta(days=days))
+
+
+@dataclass
+class FamilyRun:
+    """One usable family of this run: its shared values and specs, and the time spent on it so far."""
+
+    family: Family
+    shared: Any
+    specs: list[FeatureSpec]
+    rows_in: int
+    seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.family.name} ({', '.join(self.family.requires)})"
+
+
+@dataclass
+class FeaturePlan:
+    """What ``feature_batches`` computes: the labelled grid (ordered by account, then snapshot), the
+    usable families and the catalogue document. Made once; the batches then follow one another."""
+
+    grid: pd.DataFrame
+    runs: list[FamilyRun]
+    doc: dict
+    tables: dict[str, Table]
+    params: FeatureParams
+    shift_days: Mapping[str, int]
+
+    @property
+    def held_rows(self) -> int:
+        """Event rows of the largest table a per-account family reads: what sizes the batches."""
+        return max((r.rows_in for r in self.runs if r.family.per_account), default=0)
+
+
+def plan_features(
+    tables: Mapping[str, pd.DataFrame],
+    snapshots: Iterable | pd.Series | None,
+    params: FeatureParams,
+    export_end: dt.date | None = None,
+    vocabulary: Mapping[str, dict] | None = None,
+    shift_days: Mapping[str, int] | None = None,
+) -> FeaturePlan:
+    """The grid, the families that can run (and their shared values: adoption's feature catalogue, usage's
+    vocabulary, computed once over the whole book) and the catalogue document. Arguments as ``build_features``."""
+    p = params
+    check_tables(tables)
+    usable, missing = usable_tables(tables)
+    if "contracts" not in usable:
+        raise InputError("contracts: the table has no rows, so no account is ever active")
+    last_date = pd.Timestamp(export_end) if export_end is not None else export_last_date(usable)
+    scoring_day = last_date + pd.Timedelta(days=1)  # ``models.scoring.default_as_of``
+    first, first_doc = first_snapshot(p, usable, scoring_day) if snapshots is None else (None, None)
+    if first is not None and first > last_date:
+        raise InputError(
+            f"features.first_snapshot {first.date()} is after the export's last date {last_date.date()}: "
+            + ("the history is shorter than the features' look-back" if p.first_snapshot == "auto" else "no snapshot")
+        )
+    dates = resolve_snapshots(snapshots, first, last_date, p.frequency_days)
+    grid = build_grid(usable["contracts"], dates, p.horizon_days, p.grace_days, last_date)
+    LOG.info("features: %d snapshots to %s, %d (account, snapshot) rows", len(dates), last_date.date(), len(grid))
+
+    runs: list[FamilyRun] = []
+    specs: list[FeatureSpec] = []
+    dropped: dict[str, str] = {}
+    dropped_features: dict[str, str] = {}
+    vocabularies: dict[str, dict] = {}
+    for family in FAMILIES:
+        absent = [missing[t] for t in family.requires if t in missing]
+        if absent:
+            for spec in family.specs:
+                dropped_features[spec.name] = "; ".join(absent)
+            continue
+        start = time.perf_counter()
+        shared = family.shared(usable, p, vocabulary or {})
+        family_specs = family.specs_of(shared)
+        if family.specs_for is not None:
+            vocabularies.update({table: shared.as_dict() for table in family.requires})
+        rows_in = sum(len(usable[t]) for t in family.requires)
+        runs.append(FamilyRun(family, shared, family_specs, rows_in, time.perf_counter() - start))
+        specs.extend(family_specs)
+    produced = {s.family for s in specs}
+    for family in FAMILIES:
+        if family.name not in produced and family.name not in dropped:
+            dropped[family.name] = "; ".join(missing[t] for t in family.requires if t in missing)
+
+    doc = catalogue_to_json(specs, dropped)
+    doc["dropped_features"] = dropped_features
+    doc["vocabulary"] = vocabularies
+    doc["snapshots"] = {
+        "export_last_date": last_date.date().isoformat(),
+        "first_snapshot": dates.min().date().isoformat() if len(dates) else None,
+        "last_snapshot": dates.max().date().isoformat() if len(dates) else None,
+        "n_snapshots": int(len(dates)),
+        "frequency_days": p.frequency_days if snapshots is None else None,
+        "horizon_days": p.horizon_days,
+        "grace_days": p.grace_days,
+        "business_hours": list(p.business_hours),
+        "explicit_dates": snapshots is not None,
+    }
+    if first_doc is not None:
+        doc["snapshots"]["first_snapshot_choice"] = first_doc
+    return FeaturePlan(grid, runs, doc, dict(usable), p, shift_days or {})
+
+
+def feature_batches(plan: FeaturePlan, batch_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The feature table batch by batch of accounts, in grid order (account, then snapshot).
+
+    Every family's values for an account depend on that account's rows only (and on the shared
+    values), so a batch computes exactly what the whole book would, with memory bounded by the
+    batch: exact percentiles cannot spill to disk, and a 100,000-account table of ~100 float
+    columns does not fit in memory at once. Families that need every account (context: the
+    book's categories) run once on the whole grid and are sliced.
+    """
+    grid = plan.grid
+    ranges = account_batches(grid, plan.held_rows, batch_rows, plan.params.frequency_days) if batch_rows else []
+    whole = {id(r): _run(r, plan.tables, grid, plan) for r in plan.runs if not r.family.per_account}
+    ids = grid["account_id"].astype("string")
+    bounds = [(None, None)] if len(ranges) <= 1 else ranges
+    for number, (first, last) in enumerate(bounds, 1):
+        if first is None:
+            rows, subset = np.arange(len(grid)), plan.tables
+        else:
+            rows = np.flatnonzero(((ids >= first) & (ids <= last)).to_numpy(dtype=bool))
+            subset = {n: for_accounts(t, first, last) if n != "accounts" else t for n, t in plan.tables.items()}
+        keys = grid.iloc[rows].reset_index(drop=True)
+        columns: dict[str, Any] = {}
+        for run in plan.runs:
+            if not run.family.per_account:
+                result = whole[id(run)].iloc[rows].reset_index(drop=True)
+            else:
+                result = _run(run, subset, keys, plan)
+            for spec in run.specs:
+                values = result[spec.name]
+                columns[spec.name] = values.values if spec.dtype == "category" else values.to_numpy()
+        if len(bounds) > 1:
+            LOG.info("features: batch %d of %d (accounts %s to %s)", number, len(bounds), first, last)
+        yield pd.concat([keys, pd.DataFrame(columns, index=keys.index)], axis=1)
+    for run in plan.runs:
+        LOG.info(
+            "features: %s: %s rows in, %s rows out in %.2f s (%.0f rows/s)",
+            *(run.label, f"{run.rows_in:,}", f"{len(grid):,}", run.seconds, run.rows_in / max(run.seconds, 1e-9)),
+        )
+
+
+def _run(run: FamilyRun, tables: Mapping[str, Table], keys: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
+    """One family on some (account, snapshot) keys, timed into ``run.seconds``; aligned on ``keys``' rows."""
+    start = time.perf_counter()
+    result = run.family.compute(dict(tables), family_grid(keys, run.family, plan.shift_days), plan.params, run.shared)
+    run.seconds += time.perf_counter() - start
+    return result
 
 
 def build_features(
@@ -259,79 +381,32 @@ def build_features(
 
     Returns:
         The frame with ``account_id``, ``snapshot_date``, ``label`` (Int8), ``churn_date``,
-        then one float64 (or category) column per feature; and the catalogue JSON document.
+        then one float64 (or category) column per feature, ordered by account then snapshot;
+        and the catalogue JSON document. ``write_features`` writes the same table batch by batch.
     """
-    p = params
-    check_tables(tables)
-    usable, missing = usable_tables(tables)
-    if "contracts" not in usable:
-        raise InputError("contracts: the table has no rows, so no account is ever active")
-    last_date = pd.Timestamp(export_end) if export_end is not None else export_last_date(usable)
-    scoring_day = last_date + pd.Timedelta(days=1)  # ``models.scoring.default_as_of``
-    first, first_doc = first_snapshot(p, usable, scoring_day) if snapshots is None else (None, None)
-    if first is not None and first > last_date:
-        raise InputError(
-            f"features.first_snapshot {first.date()} is after the export's last date {last_date.date()}: "
-            + ("the history is shorter than the features' look-back" if p.first_snapshot == "auto" else "no snapshot")
-        )
-    dates = resolve_snapshots(snapshots, first, last_date, p.frequency_days)
-    grid = build_grid(usable["contracts"], dates, p.horizon_days, p.grace_days, last_date)
-    LOG.info("features: %d snapshots to %s, %d (account, snapshot) rows", len(dates), last_date.date(), len(grid))
+    plan = plan_features(tables, snapshots, params, export_end, vocabulary, shift_days)
+    frame = pd.concat(list(feature_batches(plan, batch_rows)), ignore_index=True)
+    return frame, plan.doc
 
-    columns: dict[str, Any] = {}  # joined to the grid once: inserting ~100 columns one by one fragments the frame
-    specs: list[FeatureSpec] = []
-    dropped: dict[str, str] = {}
-    dropped_features: dict[str, str] = {}
-    vocabularies: dict[str, dict] = {}
-    for family in FAMILIES:
-        absent = [missing[t] for t in family.requires if t in missing]
-        if absent:
-            for spec in family.specs:
-                dropped_features[spec.name] = "; ".join(absent)
-            continue
-        start = time.perf_counter()
-        LOG.info("features: %s (%s): computing", family.name, ", ".join(family.requires))
-        rows_in = sum(len(usable[t]) for t in family.requires)
-        shared = family.shared(usable, p, vocabulary or {})
-        family_specs = family.specs_of(shared)
-        if family.specs_for is not None:
-            vocabularies.update({table: shared.as_dict() for table in family.requires})
-        result = compute_in_batches(
-            family, usable, family_grid(grid, family, shift_days or {}), p, rows_in, batch_rows, shared
-        )
-        seconds = time.perf_counter() - start
-        LOG.info(
-            "features: %s (%s): %s rows in, %s rows out in %.2f s (%.0f rows/s)",
-            family.name,
-            ", ".join(family.requires),
-            f"{rows_in:,}",
-            f"{len(result):,}",
-            seconds,
-            rows_in / max(seconds, 1e-9),
-        )
-        for spec in family_specs:
-            columns[spec.name] = result[spec.name].to_numpy() if spec.dtype != "category" else result[spec.name].values
-        specs.extend(family_specs)
-    produced = {s.family for s in specs}
-    for family in FAMILIES:
-        if family.name not in produced and family.name not in dropped:
-            dropped[family.name] = "; ".join(missing[t] for t in family.requires if t in missing)
 
-    frame = pd.concat([grid, pd.DataFrame(columns, index=grid.index)], axis=1)
-    doc = catalogue_to_json(specs, dropped)
-    doc["dropped_features"] = dropped_features
-    doc["vocabulary"] = vocabularies
-    doc["snapshots"] = {
-        "export_last_date": last_date.date().isoformat(),
-        "first_snapshot": dates.min().date().isoformat() if len(dates) else None,
-        "last_snapshot": dates.max().date().isoformat() if len(dates) else None,
-        "n_snapshots": int(len(dates)),
-        "frequency_days": p.frequency_days if snapshots is None else None,
-        "horizon_days": p.horizon_days,
-        "grace_days": p.grace_days,
-        "business_hours": list(p.business_hours),
-        "explicit_dates": snapshots is not None,
-    }
-    if first_doc is not None:
-        doc["snapshots"]["first_snapshot_choice"] = first_doc
-    return frame, doc
+def write_features(plan: FeaturePlan, target: Any, batch_rows: int | None = None) -> int:
+    """``feature_batches`` appended to one Parquet file as they come (one row group per batch); returns the rows.
+
+    The file reads back as ``build_features``' frame (same columns, dtypes and rows), while the
+    stage never holds more than one batch of it.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer, rows = None, 0
+    try:
+        for batch in feature_batches(plan, batch_rows):
+            table = pa.Table.from_pandas(batch, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(target, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            rows += len(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows

@@ -71,7 +71,7 @@ class ParquetTable:
         filters = (
             [("account_id", ">=", self.accounts[0]), ("account_id", "<=", self.accounts[1])] if self.accounts else None
         )
-        return pd.read_parquet(self.path, columns=list(self.selected) if self.selected else None, filters=filters)
+        return read_frame(self.path, list(self.selected) if self.selected else None, filters)
 
     def view_sql(self) -> str:
         """A SELECT over the file with tz-aware timestamps as naive UTC, like ``naive_utc`` does for frames."""
@@ -90,6 +90,13 @@ class ParquetTable:
             first, last = (sql_literal(a) for a in self.accounts)
             where = f" WHERE account_id >= {first} AND account_id <= {last}"
         return f"SELECT {', '.join(columns)} FROM read_parquet({sql_literal(self.path)}){where}"
+
+
+def read_frame(path: Path, columns: list[str] | None = None, filters: list | None = None) -> pd.DataFrame:
+    """A canonical Parquet file as pandas, timestamps in nanoseconds (the files store microseconds, for Spark)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=columns, filters=filters).to_pandas(coerce_temporal_nanoseconds=True)
 
 
 def for_accounts(table: Table, first: str, last: str) -> Table:
@@ -129,11 +136,10 @@ def connect(tables: Mapping[str, Table], grid: pd.DataFrame | None = None) -> En
     """An engine of the current kind (``features.engine.use_engine``) with the tables and grid as views."""
     con = open_engine()
     for name, frame in tables.items():
-        if isinstance(frame, ParquetTable) and isinstance(con, DuckDBEngine):
-            con.register_parquet(name, frame)
+        if isinstance(frame, ParquetTable):
+            con.register_parquet(name, frame)  # the engine scans the file; no frame is built here
         else:
-            # Spark gets frames: its Parquet reader refuses the nanosecond timestamps pandas writes
-            con.register(name, naive_utc(frame.to_pandas() if isinstance(frame, ParquetTable) else frame))
+            con.register(name, naive_utc(frame))
     if grid is not None:
         con.register("grid", grid[KEY])
         snaps = pd.DataFrame({"snapshot_date": pd.Series(grid["snapshot_date"].unique()).sort_values()})

@@ -26,6 +26,7 @@ import pandas as pd
 ENGINES = ("duckdb", "spark")
 _CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("feature_engine", default="duckdb")
 _MEMORY_LIMIT: contextvars.ContextVar[str | None] = contextvars.ContextVar("duckdb_memory_limit", default=None)
+_SPARK_SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("spark_source", default=None)
 
 
 class Engine(Protocol):
@@ -35,6 +36,9 @@ class Engine(Protocol):
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         """Expose a pandas frame (naive-UTC timestamps) as a view called ``name``."""
+
+    def register_parquet(self, name: str, table: Any) -> None:
+        """Expose a ``features.duck.ParquetTable`` as a view: the engine reads the file, the caller holds no frame."""
 
     def query(self, sql: str) -> pd.DataFrame:
         """Run one DuckDB-dialect query and return its result as pandas."""
@@ -170,16 +174,53 @@ def stop_spark() -> None:
 
 
 class SparkEngine:
-    """Spark SQL over temp views; each query is transpiled from DuckDB's dialect by sqlglot."""
+    """Spark SQL over temp views; each query is transpiled from DuckDB's dialect by sqlglot.
+
+    Canonical Parquet tables are read by Spark itself (``register_parquet``): on a cluster the
+    executors scan the files where they lie, and the driver never holds an event table. Only
+    small frames (accounts, contracts, the snapshot grid) travel from the driver.
+    """
 
     name = "spark"
 
-    def __init__(self) -> None:
+    def __init__(self, source: str | None = None) -> None:
         self.spark = spark_session()
+        self.source = source
         self.views: list[str] = []
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         self.spark.createDataFrame(_spark_ready(frame)).createOrReplaceTempView(name)
+        self.views.append(name)
+
+    def location(self, table: Any) -> str:
+        """Where Spark reads a ``features.duck.ParquetTable``: its path, or the same file name in ``source``.
+
+        ``source`` is the canonical folder as the cluster sees it (``s3a://lake/churn/interim``,
+        ``abfss://...``, ``dbfs:/mnt/...``) when the driver reads it through a mount or a copy.
+        """
+        if self.source is None:
+            return str(table.path)
+        return f"{self.source.rstrip('/')}/{table.path.name}"
+
+    def register_parquet(self, name: str, table: Any) -> None:
+        """A view over the Parquet file read by Spark (columns selected, the account range pushed down).
+
+        Timestamps are instants in UTC (the session time zone), i.e. the naive-UTC values DuckDB
+        sees; a timestamp without time zone (TIMESTAMP_NTZ) is read as the same wall clock in UTC.
+        """
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import TimestampNTZType
+
+        frame = self.spark.read.parquet(self.location(table))
+        if table.selected is not None:
+            frame = frame.select(*table.selected)
+        if table.accounts:
+            first, last = table.accounts
+            frame = frame.where((F.col("account_id") >= first) & (F.col("account_id") <= last))
+        for field in frame.schema.fields:
+            if isinstance(field.dataType, TimestampNTZType):
+                frame = frame.withColumn(field.name, F.col(field.name).cast("timestamp"))
+        frame.createOrReplaceTempView(name)
         self.views.append(name)
 
     def query(self, sql: str) -> pd.DataFrame:
@@ -214,22 +255,25 @@ def current_engine() -> str:
 
 
 @contextmanager
-def use_engine(name: str, memory_limit: str | None = None) -> Iterator[None]:
+def use_engine(name: str, memory_limit: str | None = None, spark_source: str | None = None) -> Iterator[None]:
     """Run the feature families inside this block on engine ``name`` (duckdb or spark).
 
     ``memory_limit`` (e.g. ``4GB``) caps each DuckDB connection; by default DuckDB allows
-    itself 80% of the machine, which a 100,000-account book would take.
+    itself 80% of the machine, which a 100,000-account book would take. ``spark_source``: the
+    canonical folder as Spark's executors see it (``SparkEngine.location``), else the local path.
     """
     if name not in ENGINES:
         raise ValueError(f"unknown feature engine {name!r}; expected one of {', '.join(ENGINES)}")
-    token, limit = _CURRENT.set(name), _MEMORY_LIMIT.set(memory_limit)
+    tokens = (_CURRENT.set(name), _MEMORY_LIMIT.set(memory_limit), _SPARK_SOURCE.set(spark_source))
     try:
         yield
     finally:
-        _CURRENT.reset(token)
-        _MEMORY_LIMIT.reset(limit)
+        for var, token in zip((_CURRENT, _MEMORY_LIMIT, _SPARK_SOURCE), tokens):
+            var.reset(token)
 
 
 def open_engine() -> Engine:
     """A fresh engine of the current kind."""
-    return SparkEngine() if current_engine() == "spark" else DuckDBEngine(_MEMORY_LIMIT.get())
+    if current_engine() == "spark":
+        return SparkEngine(_SPARK_SOURCE.get())
+    return DuckDBEngine(_MEMORY_LIMIT.get())

@@ -173,7 +173,7 @@ def grid_sql(horizon_days: int, grace_days: int, last_date: pd.Timestamp) -> str
            term_end,
            CASE WHEN spell_end > term_end THEN 0 WHEN churn_confirmed THEN 1 END AS renewal_label
     FROM rows
-    ORDER BY snapshot_date, account_id
+    ORDER BY account_id, snapshot_date
     """
 
 

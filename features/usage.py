@@ -31,11 +31,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from features.adoption import edges_sql, runs_sql
 from features.catalogue import FeatureSpec
-from features.duck import Table, connect, finish, query
+from features.duck import KEY, Table, connect, query
 from features.engine import sql_literal
 
 FAMILY = "usage"
@@ -181,34 +182,16 @@ def _slot_sql(vocabulary: Vocabulary) -> str:
     return f"CASE feature {cases} ELSE {rest} END" if cases else rest
 
 
-def usage_sql(vocabulary: Vocabulary) -> str:
-    """Per (account, snapshot): active days and users in 30 days, and four metrics per vocabulary slot.
+def usage_deltas_sql(vocabulary: Vocabulary) -> str:
+    """Per (account code, snapshot, slot): what enters and leaves each window at that snapshot.
 
     A day ``d`` enters the windows at its bucket (the first snapshot after it) and leaves the
     30-, 90- and 120-day windows at the buckets of ``d + 30``, ``d + 90`` and ``d + 120``;
     ``base`` (the 90 days before the last 30) gains a day as it leaves the 30-day window and
-    loses it as it leaves the 120-day one.
+    loses it as it leaves the 120-day one. Slot -1 carries the account-level deltas (active days
+    and active users). Accounts come as the codes of the ``account_codes`` view, so no id string
+    travels back; ``running_windows`` accumulates the deltas along each account's snapshots.
     """
-    slots = range(len(vocabulary.labels))
-    running = "OVER (PARTITION BY account_id ORDER BY snap ROWS UNBOUNDED PRECEDING)"
-    pivot = ",\n               ".join(
-        f"sum(CASE WHEN slot = {i} THEN d30 ELSE 0 END) AS d30_{i}, "
-        f"sum(CASE WHEN slot = {i} THEN d90 ELSE 0 END) AS d90_{i}, "
-        f"sum(CASE WHEN slot = {i} THEN dbase ELSE 0 END) AS dbase_{i}"
-        for i in slots
-    )
-    sums = ",\n               ".join(
-        f"CAST(sum(d30_{i}) {running} AS BIGINT) AS c30_{i}, "
-        f"CAST(sum(d90_{i}) {running} AS BIGINT) AS c90_{i}, "
-        f"CAST(sum(dbase_{i}) {running} AS BIGINT) AS base_{i}"
-        for i in slots
-    )
-    outputs = ",\n           ".join(
-        f"r.c30_{i} AS c30_{i}, r.c90_{i} AS c90_{i}, "
-        f"r.c30_{i} * 1.0 / nullif(r.n_users, 0) AS per_user_{i}, "
-        f"r.c30_{i} / nullif(r.base_{i} / 3.0, 0) AS trend_{i}"
-        for i in slots
-    )
     return f"""
     WITH usage_day AS (
         SELECT account_id, user_id, {_slot_sql(vocabulary)} AS slot,
@@ -259,24 +242,37 @@ def usage_sql(vocabulary: Vocabulary) -> str:
         SELECT account_id, -1, b30, 0, 0, 0, -count(*), 0 FROM active_day WHERE b30 IS NOT NULL GROUP BY account_id, b30
         UNION ALL
         SELECT account_id, -1, snap, 0, 0, 0, 0, delta FROM ({runs_sql("user")})
-        UNION ALL
-        SELECT account_id, -1, snapshot_date, 0, 0, 0, 0, 0 FROM grid
-    ), per_snap AS (
-        SELECT account_id, snap,
-               CAST(sum(d_days) AS BIGINT) AS d_days, CAST(sum(d_users) AS BIGINT) AS d_users,
-               {pivot}
-        FROM deltas GROUP BY account_id, snap
-    ), running AS (
-        SELECT account_id, snap AS snapshot_date,
-               CAST(sum(d_days) {running} AS BIGINT) AS n_days,
-               CAST(sum(d_users) {running} AS BIGINT) AS n_users,
-               {sums}
-        FROM per_snap
     )
-    SELECT g.account_id, g.snapshot_date, r.n_days AS usage_active_days_30d, r.n_users AS usage_active_users_30d,
-           {outputs}
-    FROM grid g JOIN running r ON r.account_id = g.account_id AND r.snapshot_date = g.snapshot_date
+    SELECT a.code, d.snap, d.slot,
+           CAST(sum(d.d30) AS BIGINT) AS d30, CAST(sum(d.d90) AS BIGINT) AS d90, CAST(sum(d.dbase) AS BIGINT) AS dbase,
+           CAST(sum(d.d_days) AS BIGINT) AS d_days, CAST(sum(d.d_users) AS BIGINT) AS d_users
+    FROM deltas d JOIN account_codes a ON a.account_id = d.account_id
+    GROUP BY a.code, d.snap, d.slot
     """
+
+
+def running_windows(
+    deltas: pd.DataFrame, accounts: int, snapshots: np.ndarray, slots: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The deltas accumulated along each account's snapshots: counts per (account, snapshot).
+
+    Returns arrays shaped (accounts, snapshots, ...): per slot the 30-day, 90-day and base
+    counts, then the account's active days and active users. Sums of integers in float64 are
+    exact below 2**53, so the counts equal SQL's running BIGINT sums.
+    """
+    width = 3 * slots + 2
+    code = deltas["code"].to_numpy(dtype="int64")
+    when = np.searchsorted(snapshots, pd.to_datetime(deltas["snap"]).to_numpy(dtype="datetime64[ns]"))
+    slot = deltas["slot"].to_numpy(dtype="int64")
+    cell = (code * len(snapshots) + when) * width
+    typed = slot >= 0
+    index = [cell[typed] + 3 * slot[typed] + k for k in range(3)] + [cell[~typed] + 3 * slots + k for k in range(2)]
+    values = [deltas[c].to_numpy(dtype="float64")[typed] for c in ("d30", "d90", "dbase")]
+    values += [deltas[c].to_numpy(dtype="float64")[~typed] for c in ("d_days", "d_users")]
+    dense = np.bincount(np.concatenate(index), np.concatenate(values), minlength=accounts * len(snapshots) * width)
+    dense = dense.reshape(accounts, len(snapshots), width).cumsum(axis=1)
+    per_type = dense[:, :, : 3 * slots].reshape(accounts, len(snapshots), slots, 3)
+    return per_type[..., 0], per_type[..., 1], per_type[..., 2], dense[:, :, 3 * slots :]
 
 
 def usage_features(tables: dict[str, Table], grid: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
@@ -286,20 +282,27 @@ def usage_features(tables: dict[str, Table], grid: pd.DataFrame, vocabulary: Voc
         ``grid``'s keys plus one float64 column per spec; counts are 0 (not missing) without events.
     """
     usage = tables["usage_events"][["account_id", "user_id", "feature", "event_at", "event_count"]]
+    codes, accounts = pd.factorize(grid["account_id"].astype("string"))
+    snapshots = np.unique(grid["snapshot_date"].to_numpy(dtype="datetime64[ns]"))
     con = connect({"usage": usage}, grid)
-    result = query(con, usage_sql(vocabulary))
+    con.register(
+        "account_codes", pd.DataFrame({"account_id": accounts.astype("string"), "code": np.arange(len(accounts))})
+    )
+    deltas = query(con, usage_deltas_sql(vocabulary))
     con.close()
-    specs = vocabulary_specs(vocabulary)
-    renamed = {}
-    for i, slug in enumerate(vocabulary.slugs):
-        renamed.update(
-            {
-                f"c30_{i}": f"events_{slug}_30d",
-                f"c90_{i}": f"events_{slug}_90d",
-                f"per_user_{i}": f"events_{slug}_per_user_30d",
-                f"trend_{i}": f"events_{slug}_trend_30d",
-            }
-        )
-    result = result.rename(columns=renamed)
-    counts = tuple(s.name for s in specs if s.unit == "count")
-    return finish(grid, result, [s.name for s in specs], counts)
+    slots = len(vocabulary.labels)
+    c30, c90, base, account = running_windows(deltas, len(accounts), snapshots, slots)
+    row = (codes, np.searchsorted(snapshots, grid["snapshot_date"].to_numpy(dtype="datetime64[ns]")))
+    c30, c90, base, account = c30[row], c90[row], base[row], account[row]  # one row per grid row
+    users = account[:, 1]
+    out = grid[KEY].copy()
+    out["usage_active_days_30d"] = account[:, 0]
+    out["usage_active_users_30d"] = users
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i, slug in enumerate(vocabulary.slugs):
+            last30, last90, before = c30[:, i], c90[:, i], base[:, i]
+            out[f"events_{slug}_30d"] = last30
+            out[f"events_{slug}_90d"] = last90
+            out[f"events_{slug}_per_user_30d"] = np.where(users != 0, last30 / users, np.nan)
+            out[f"events_{slug}_trend_30d"] = np.where(before != 0, last30 / (before / 3.0), np.nan)
+    return out

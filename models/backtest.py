@@ -35,7 +35,7 @@ from features.errors import InputError
 from models.baselines import HealthScore, RenewalCalendar, arr_or_median
 from models.params import TrainParams
 from models.targets import HORIZON, LABEL, Target, split_dates
-from models.train import ChurnModel, fit_model
+from models.train import ChurnModel, fit_model, thin_windows
 from models.windows import WEEK, Windows, fully_labelled_dates
 
 RANKINGS = ("renewal", "horizon", "calendar", "health")
@@ -114,7 +114,8 @@ def fit_before(
         "valid": known[complete & (when >= pd.Timestamp(valid_start))],
     }
     windows = Windows(train_end, valid_start, dates[-1], dates[-1], dates[-1], train_start=dates[0])
-    return fit_model(parts, catalog, params, windows)
+    parts, strides = thin_windows(parts, params.max_window_rows)
+    return fit_model(parts, catalog, params, windows, strides)
 
 
 def fit_split(

@@ -86,6 +86,7 @@ class TrainParams(StrictParams):
     seed: int  # LightGBM's and the logistic baseline's
     tuning: Tuning
     scale_pos_weight: float | Literal["auto"]
+    max_window_rows: int = Field(ge=1)  # a larger train or validation window keeps every k-th weekly snapshot
     monotone: bool
     registered_model: str  # a prefix: registered as <this>-<data.source> (pipelines.config.Settings.registered_names)
     renewal_registered_model: str  # likewise, <this>-<data.source>

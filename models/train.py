@@ -64,6 +64,45 @@ def split_out_of_time(frame: pd.DataFrame, windows: Windows, target: Target = HO
     return parts
 
 
+THINNED = ("train", "valid")  # the test window is never thinned: every row is evaluated
+
+
+def thin_weeks(part: pd.DataFrame, max_rows: int) -> tuple[pd.DataFrame, int]:
+    """Every k-th weekly snapshot of a window of more than ``max_rows`` rows, counted back from its latest.
+
+    k is the smallest stride that brings the window to about ``max_rows`` rows. One account's
+    snapshots a week apart share almost every feature value and the label, so a stride drops
+    repetition rather than accounts: every account of the window stays in it.
+
+    Returns:
+        The kept rows and the stride (1: the window was small enough and is returned whole).
+    """
+    if len(part) <= max_rows:
+        return part, 1
+    stride = -(-len(part) // max_rows)
+    dates = np.sort(part["snapshot_date"].unique())[::-1]
+    kept = part[part["snapshot_date"].isin(dates[::stride]).to_numpy()]
+    return kept, int(stride)
+
+
+def thin_windows(parts: dict[str, pd.DataFrame], max_rows: int) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
+    """The train and validation windows thinned by ``thin_weeks``; the test window as it is."""
+    out, strides = dict(parts), {}
+    for name in THINNED:
+        if name in parts:
+            out[name], strides[name] = thin_weeks(parts[name], max_rows)
+            if strides[name] > 1:
+                LOG.info(
+                    "%s window: every %s week kept (%s of %s rows; train.max_window_rows %s)",
+                    *(name, _ordinal(strides[name]), f"{len(out[name]):,}", f"{len(parts[name]):,}", f"{max_rows:,}"),
+                )
+    return out, strides
+
+
+def _ordinal(n: int) -> str:
+    return {2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
 def _require_both_classes(part: pd.DataFrame, name: str) -> None:
     """AUC, early stopping and calibration are undefined on one class: say so plainly."""
     if part.empty:
@@ -342,7 +381,12 @@ def search(
 
 
 def train_model(
-    parts: dict[str, pd.DataFrame], catalog_doc: dict, catalog_hash: str, params: TrainParams, windows: Windows
+    parts: dict[str, pd.DataFrame],
+    catalog_doc: dict,
+    catalog_hash: str,
+    params: TrainParams,
+    windows: Windows,
+    strides: dict[str, int] | None = None,
 ) -> ChurnModel:
     """Choose LightGBM's setting on validation, fit it on the train window, then calibrate on validation.
 
@@ -390,6 +434,7 @@ def train_model(
     metadata = {
         "windows": {**windows.as_dict(), "rule": params.windows},
         "rows": {k: int(len(v)) for k, v in parts.items()},
+        "week_stride": strides or {},  # windows thinned to every k-th week (``thin_windows``)
         "churn_rate": {k: float(v[LABEL].astype(int).mean()) for k, v in parts.items()},
         "positive_weight": weight,
         "best_iteration": fit.best_iteration,
@@ -471,6 +516,12 @@ def learned_directions(booster: lgb.Booster, X: pd.DataFrame, catalogue: Catalog
     return out
 
 
-def fit_model(parts: dict[str, pd.DataFrame], catalog_doc: dict, params: TrainParams, windows: Windows) -> ChurnModel:
+def fit_model(
+    parts: dict[str, pd.DataFrame],
+    catalog_doc: dict,
+    params: TrainParams,
+    windows: Windows,
+    strides: dict[str, int] | None = None,
+) -> ChurnModel:
     """``train_model`` with the catalogue fingerprint taken from the catalogue."""
-    return train_model(parts, catalog_doc, catalogue_hash(catalog_doc), params, windows)
+    return train_model(parts, catalog_doc, catalogue_hash(catalog_doc), params, windows, strides)

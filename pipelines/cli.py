@@ -103,12 +103,16 @@ def features(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: params paths.processed).")] = None,
     engine: Annotated[str | None, typer.Option(help="duckdb (default) or spark.")] = None,
+    spark_source: Annotated[
+        str | None,
+        typer.Option(help="Engine spark: the interim folder as the cluster reads it, e.g. s3a://lake/churn/interim."),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Compute point-in-time features and churn labels for every account and weekly snapshot."""
     from pipelines import features as stage
 
-    stage.main(interim=interim, out=out, engine=engine)
+    stage.main(interim=interim, out=out, engine=engine, spark_source=spark_source)
 
 
 @app.command()
@@ -221,7 +225,9 @@ def bench(
     sizes: Annotated[str, typer.Option(help="Comma-separated account counts.")] = "1000,10000",
     large: Annotated[bool, typer.Option("--large", help="Also run 100,000 accounts.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Keep each size's scratch folder (to profile a stage).")] = False,
-    scratch: Annotated[Path | None, typer.Option(help="Folder for the scratch folders (default: the temp dir).")] = None,
+    scratch: Annotated[
+        Path | None, typer.Option(help="Folder for the scratch folders (default: the temp dir).")
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Benchmark every stage against the DuckDB floor; write reports/bench.json."""

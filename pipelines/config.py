@@ -126,6 +126,7 @@ class IngestRuntime(StrictParams):
 class FeaturesRuntime(StrictParams):
     batch_rows: int = Field(ge=1)  # event rows per batch of accounts in per-account families
     duckdb_memory_limit: str = Field(pattern=MEMORY)
+    spark_source: str | None = None  # the canonical folder as Spark's executors see it (s3a://..., dbfs:/...)
 
 
 class RuntimeParams(StrictParams):

@@ -2,7 +2,7 @@
 
 Thin on purpose: read ``<interim>/<table>.parquet`` for the tables that exist and the export
 date ingest recorded (the grid's last snapshot, the labels' end), call
-``features.build.build_features``, write ``features.parquet`` and ``feature_catalog.json``
+``features.build``, write ``features.parquet`` (batch by batch of accounts) and ``feature_catalog.json``
 atomically, and log rows in, rows out and rows/s.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from features.build import build_features
+from features.build import plan_features, write_features
 from features.engine import ENGINES, stop_spark, use_engine
 from features.errors import InputError
 from pipelines.canonical import read_export_date, read_tables
@@ -22,7 +22,9 @@ from pipelines.logs import timed
 LOG = logging.getLogger("churn.features")
 
 
-def main(interim: Path | None = None, out: Path | None = None, engine: str | None = None) -> None:
+def main(
+    interim: Path | None = None, out: Path | None = None, engine: str | None = None, spark_source: str | None = None
+) -> None:
     """Compute features and labels for every weekly snapshot and write them to ``out``."""
     cfg = settings()
     interim = Path(interim or cfg.paths.interim)
@@ -36,22 +38,22 @@ def main(interim: Path | None = None, out: Path | None = None, engine: str | Non
     rows_in = sum(len(t) for t in tables.values())
     LOG.info("features: engine %s; export date %s (%s)", engine, export_date.date, export_date.decided_by)
     runtime = cfg.runtime.features
-    with timed("features", rows_in) as info, use_engine(engine, runtime.duckdb_memory_limit):
-        try:
-            frame, catalogue = build_features(
-                tables, None, cfg.features, export_end=export_date.date, batch_rows=runtime.batch_rows
-            )
-        finally:
-            stop_spark()
-        info["rows"] = rows_in
+    source = spark_source or runtime.spark_source
+    # the table and its catalogue go together: both are renamed into place only once both are written
+    with atomic_paths(out_dir / "features.parquet", out_dir / "feature_catalog.json") as (table_tmp, catalog_tmp):
+        with timed("features", rows_in) as info, use_engine(engine, runtime.duckdb_memory_limit, source):
+            try:
+                plan = plan_features(tables, None, cfg.features, export_end=export_date.date)
+                rows_out = write_features(plan, table_tmp, batch_rows=runtime.batch_rows)
+            finally:
+                stop_spark()
+            info["rows"] = rows_in
+        catalogue = plan.doc
+        catalogue["engine"] = engine
+        catalog_tmp.write_text(json_text(catalogue))
     LOG.info(
         "features: %s rows in, %s rows out (%d features)",
         f"{rows_in:,}",
-        f"{len(frame):,}",
+        f"{rows_out:,}",
         len(catalogue["features"]),
     )
-    catalogue["engine"] = engine
-    # the table and its catalogue go together: both are renamed into place only once both are written
-    with atomic_paths(out_dir / "features.parquet", out_dir / "feature_catalog.json") as (table_tmp, catalog_tmp):
-        frame.to_parquet(table_tmp, index=False)
-        catalog_tmp.write_text(json_text(catalogue))

@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from features.catalogue import Catalogue
+from features.duck import read_frame
 from features.errors import InputError
 from features.snapshots import build_grid
 from models import monitoring, scoring, tracking
@@ -262,7 +263,7 @@ def main(backfill: bool = True) -> None:
             LOG.info(
                 "monitor: %d past weekly lists re-created from the backtest's replay in %s", written, s.paths.history
             )
-    contracts = pd.read_parquet(s.paths.interim / "contracts.parquet")
+    contracts = read_frame(s.paths.interim / "contracts.parquet")
     with timed("monitor: kept lists judged"):
         history = judge_history(s, contracts, export_date, test)
     warnings = [*checks.get("notes", []), *checks.get("warnings", []), *drift_doc["warnings"]]

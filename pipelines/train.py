@@ -21,6 +21,7 @@ from models.train import (
     PREDICTIONS_FILE,
     fit_model,
     split_out_of_time,
+    thin_windows,
 )
 from models.windows import resolve_windows, rule
 from pipelines.canonical import read_feature_table
@@ -60,8 +61,9 @@ def main(target_name: str = HORIZON.name) -> None:
     del frame  # the windows are copies; the whole table need not stay in memory through training
     for name, part in parts.items():
         LOG.info("%s window: %s rows, churn rate %.1f%%", name, f"{len(part):,}", 100 * part[LABEL].astype(int).mean())
+    parts, strides = thin_windows(parts, s.train.max_window_rows)
     with timed(f"{stage}: lightgbm + calibration", rows_in=len(parts["train"])):
-        model = fit_model(parts, catalog, s.train, windows)
+        model = fit_model(parts, catalog, s.train, windows, strides)
     with timed(f"{stage}: baselines"):
         fitted = baselines.fit_baselines(parts, catalogue, s.train.seed)
     test = parts["test"]

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from features.duck import read_frame
 from features.errors import InputError
 from features.schemas import TABLES, Column, Table
 from pipelines.config import ConfigError
@@ -525,7 +526,7 @@ def _ingest_sample(diagnosis: Diagnosis, mapping: Mapping, preset: str | Path, s
             verdict.sample_filtered = sum(tr.rows_filtered.values())
             dated = [c.name for c in verdict.table.columns if c.dtype in ("date", "timestamp")]
             if dated and tr.rows_kept:
-                kept = pd.read_parquet(out / f"{verdict.table.name}.parquet", columns=dated[:1])
+                kept = read_frame(out / f"{verdict.table.name}.parquet", columns=dated[:1])
                 values = kept[dated[0]].dropna()
                 if len(values):
                     verdict.date_column = dated[0]

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.duck import ParquetTable
+from features.duck import ParquetTable, read_frame
 from features.engine import DuckDBEngine, sql_identifier, sql_literal
 from features.errors import InputError
 from features.export_date import RECORD, ExportDate
@@ -101,7 +101,7 @@ def ingest_export(
         line = refusal(report, limits, out / "rejected") if limits is not None else None
         if line:
             raise InputError(line)
-        tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in report.tables}
+        tables = {name: read_frame(out / f"{name}.parquet") for name in report.tables}
         rejected = {name: pd.read_parquet(out / "rejected" / f"{name}.parquet") for name in report.tables}
     return IngestResult(tables, rejected, report)
 
@@ -588,7 +588,26 @@ _ROWS_SCHEMA = pa.schema([(ROW, pa.int64()), (REPAIRS, pa.int32())])
 
 
 def _canonical_schema(table: Table) -> pa.Schema:
-    return arrow_table(empty_table(table.name)).schema
+    """The table's Parquet schema: pandas' dtypes, with timestamps stored in microseconds.
+
+    Spark's Parquet reader (and Hive, Trino, BigQuery external tables) refuses nanosecond
+    timestamps, so the canonical files are written in a unit every engine reads; readers in
+    this project get nanoseconds back (``features.duck.read_frame``).
+    """
+    schema = arrow_table(empty_table(table.name)).schema
+    return pa.schema([_in_microseconds(f) for f in schema], metadata=schema.metadata)
+
+
+def write_canonical(frame: pd.DataFrame, name: str, path: Path) -> None:
+    """Write a canonical frame (``features.schemas`` dtypes) as ingest does: its columns, timestamps in microseconds."""
+    with _ParquetSink(path, _canonical_schema(TABLES[name])) as sink:
+        sink.write(frame[TABLES[name].column_names])
+
+
+def _in_microseconds(field: pa.Field) -> pa.Field:
+    if pa.types.is_timestamp(field.type):
+        return field.with_type(pa.timestamp("us", tz=field.type.tz))
+    return field
 
 
 def _rejected_schema(table: Table) -> pa.Schema:
@@ -614,11 +633,12 @@ class _ParquetSink:
 
     def write(self, frame: pd.DataFrame) -> None:
         if len(frame):
-            self.write_table(arrow_table(frame, self.schema))
+            self.write_table(arrow_table(frame))
 
     def write_table(self, table: pa.Table) -> None:
+        """Append ``table`` in the sink's schema; nanoseconds are truncated to microseconds (CRM exports hold seconds)."""
         assert self.writer is not None
-        self.writer.write_table(table.cast(self.schema))
+        self.writer.write_table(table.select(self.schema.names).cast(self.schema, safe=False))
 
     def __exit__(self, *exc: object) -> None:
         assert self.writer is not None

@@ -1,6 +1,7 @@
 import json
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from canonical_frames import feature_params, random_export
 
@@ -88,6 +89,26 @@ def test_parquet_tables_and_account_batches_give_the_same_features(tmp_path):
     got, doc = build_features(read_tables(tmp_path), None, PARAMS, batch_rows=batch_rows)
     pd.testing.assert_frame_equal(got, expected)
     assert doc == expected_doc
+
+
+def test_the_stage_writes_the_same_table_batch_by_batch_in_account_order(tmp_path):
+    """``write_features`` (the stage: one row group per batch of accounts, never the whole table in
+    memory) reads back as ``build_features``' frame: same rows, order, dtypes and values."""
+    from features.build import plan_features, write_features
+    from pipelines.canonical import read_tables
+
+    export = random_export(n_accounts=12, seed=5, days=300)
+    for name, frame in export.items():
+        frame.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    expected, expected_doc = build_features(export, None, PARAMS)
+    plan = plan_features(read_tables(tmp_path), None, PARAMS)
+    rows = write_features(plan, tmp_path / "features.parquet", batch_rows=max(len(export["usage_events"]) // 4, 1))
+    written = pq.ParquetFile(tmp_path / "features.parquet")
+    assert rows == len(expected) and written.metadata.num_row_groups >= 4
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "features.parquet"), expected)
+    assert plan.doc == expected_doc
+    keys = list(zip(expected["account_id"], expected["snapshot_date"]))
+    assert keys == sorted(keys)  # ordered by account, then snapshot: a batch of accounts is a run of rows
 
 
 def test_an_overdue_renewal_is_in_the_grid_with_its_overdue_days_and_label():

@@ -16,10 +16,12 @@ from models.train import (
     model_matrix,
     positive_weight,
     split_out_of_time,
+    thin_weeks,
+    thin_windows,
     train_model,
 )
 from pipelines.config import load_settings
-from tests.models.conftest import SPECS, WINDOWS, with_tuning
+from tests.models.conftest import SPECS, WINDOWS, truth_probability, with_tuning
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +182,40 @@ def test_fit_model_takes_windows_and_fingerprint_from_params_and_catalogue(synth
     model = fit_model(split_out_of_time(small, WINDOWS), catalog, quick, WINDOWS)
     assert model.catalog_hash == catalogue_hash(catalog)
     assert {k: v for k, v in model.metadata["windows"].items() if k != "rule"} == WINDOWS.as_dict()
+
+
+def test_a_window_larger_than_the_limit_keeps_every_kth_week_counted_back_from_its_latest(synthetic_parts):
+    train = synthetic_parts["train"]
+    whole, stride = thin_weeks(train, len(train))
+    assert stride == 1 and whole is train
+    kept, stride = thin_weeks(train, len(train) // 3 - 1)
+    assert stride == 4
+    weeks = np.sort(train["snapshot_date"].unique())[::-1]
+    assert list(np.sort(kept["snapshot_date"].unique())[::-1]) == list(weeks[::4])  # the latest week is kept
+    assert set(kept["account_id"]) == set(train["account_id"])  # a stride drops repetition, not accounts
+    assert len(kept) <= len(train) // 3
+
+
+def test_thinning_leaves_the_test_window_whole(synthetic_parts):
+    parts, strides = thin_windows(synthetic_parts, 2_000)
+    assert strides["train"] > 1 and strides["valid"] > 1 and "test" not in strides
+    assert parts["test"] is synthetic_parts["test"]
+    assert len(parts["train"]) <= 2_000 * 1.1 and len(parts["valid"]) <= 2_000 * 1.1
+
+
+def test_a_model_fitted_on_every_fourth_week_finds_the_known_signal_as_well(synthetic, synthetic_parts, params):
+    """Ground truth known: thinning train and validation to every 4th week moves test ROC AUC and Brier by noise only."""
+    _, catalog = synthetic
+    test = synthetic_parts["test"]
+    y = test["label"].astype(int).to_numpy()
+    full = fit_model(synthetic_parts, catalog, params, WINDOWS)
+    parts, strides = thin_windows(synthetic_parts, len(synthetic_parts["train"]) // 4)
+    thinned = fit_model(parts, catalog, params, WINDOWS, strides)
+    assert strides["train"] == 4 and thinned.metadata["week_stride"] == strides
+    m_full, m_thin = (classification_metrics(y, m.predict_proba(test)) for m in (full, thinned))
+    truth = classification_metrics(y, truth_probability(test))
+    print(
+        f"test ROC AUC: truth {truth['roc_auc']:.4f}, all weeks {m_full['roc_auc']:.4f}, every 4th {m_thin['roc_auc']:.4f}"
+    )
+    assert m_thin["roc_auc"] > truth["roc_auc"] - 0.03 and abs(m_thin["roc_auc"] - m_full["roc_auc"]) < 0.02
+    assert abs(m_thin["brier"] - m_full["brier"]) < 0.1 * m_full["brier"]

@@ -160,6 +160,7 @@ TRAIN = {
         "bagging_freq": 0,
     },
     "scale_pos_weight": 1.0,
+    "max_window_rows": 1_000_000,
     "monotone": True,
     "registered_model": "m",
     "renewal_registered_model": "r",
