@@ -25,7 +25,7 @@ did not renew) and alerts per owner per week.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -103,8 +103,14 @@ def fit_before(
     params: TrainParams,
     horizon_days: int,
     grace_days: int,
+    read_rows: Callable[[np.ndarray], pd.DataFrame] | None = None,
 ) -> ChurnModel:
-    """The target's model fitted on what was observed before ``day``: validation the latest labelled weeks, train before."""
+    """The target's model fitted on what was observed before ``day``: validation the latest labelled weeks, train before.
+
+    With ``read_rows``, ``frame`` holds the keys and labels only, with each row's ``POSITION`` in the
+    feature table; the windows are chosen on it and only their rows are read, every column. Every row
+    of a window is labelled by ``day``, so its label read back is the one observed then.
+    """
     known = observed_by(frame, target, day, horizon_days, grace_days)
     dates, valid_start, train_end = fit_split(known, target, day, params, horizon_days, grace_days)
     when = split_dates(known, target)
@@ -115,6 +121,8 @@ def fit_before(
     }
     windows = Windows(train_end, valid_start, dates[-1], dates[-1], dates[-1], train_start=dates[0])
     parts, strides = thin_windows(parts, params.max_window_rows)
+    if read_rows is not None:
+        parts = {name: target.view(read_rows(part[POSITION].to_numpy())) for name, part in parts.items()}
     return fit_model(parts, catalog, params, windows, strides)
 
 
@@ -137,6 +145,26 @@ def fit_split(
             f"{w.min_train} train weeks, a gap and {w.valid} validation weeks (train.window_weeks)"
         )
     return dates, valid_start, train_end
+
+
+POSITION = "_position"  # a row's place in the feature table, when a frame holds only some of its columns
+
+
+def ranking_columns(catalogue: Catalogue) -> list[str]:
+    """The feature columns the rankings other than the models read (ARR, days to renewal, the health flags)."""
+    wanted = [catalogue.arr, catalogue.days_to_renewal, *(f.feature for f in HealthScore().flags)]
+    return [c for c in dict.fromkeys(wanted) if c is not None and c in catalogue.by_name]
+
+
+def replay_risks(
+    rows: pd.DataFrame, renewal: ChurnModel, horizon: ChurnModel, parts: Iterable[pd.DataFrame]
+) -> pd.DataFrame:
+    """``model_risks`` of the replayed ``rows`` computed part by part (``parts``: those rows with every column,
+    in order), so the replay never holds every feature of every replayed week at once."""
+    risks = pd.concat([model_risks(part, renewal, horizon) for part in parts], ignore_index=True)
+    if len(risks) != len(rows):
+        raise ValueError(f"replay: {len(risks)} rows scored for {len(rows)} replayed")
+    return risks.set_axis(rows.index)
 
 
 def model_risks(rows: pd.DataFrame, renewal: ChurnModel, horizon: ChurnModel) -> pd.DataFrame:

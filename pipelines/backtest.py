@@ -12,10 +12,14 @@ import datetime as dt
 import json
 import logging
 
-from features.catalogue import Catalogue
+import numpy as np
+import pandas as pd
+
+from features.catalogue import LABEL_COLUMNS, Catalogue
 from models import backtest, figures, tracking
 from models.targets import HORIZON, RENEWAL
-from pipelines.canonical import read_export_date, read_feature_table, read_owners
+from models.train import KEY_COLUMNS
+from pipelines.canonical import iter_feature_rows, read_export_date, read_feature_rows, read_feature_table, read_owners
 from pipelines.config import settings
 from pipelines.io import write_csv, write_figure, write_json, write_parquet
 from pipelines.logs import timed
@@ -26,10 +30,17 @@ LOG = logging.getLogger("churn.backtest")
 def main() -> None:
     s = settings()
     p, horizon_days, grace = s.backtest, s.features.horizon_days, s.features.grace_days
-    frame, catalog = read_feature_table(s.paths.features, s.paths.feature_catalog)
+    # keys, labels and the columns the rankings read; the models' features are read only for the rows they need
+    _, catalog = read_feature_table(s.paths.features, s.paths.feature_catalog, columns=[])
     catalogue = Catalogue.from_json(catalog)
+    columns = [*KEY_COLUMNS, *LABEL_COLUMNS, *backtest.ranking_columns(catalogue)]
+    frame, _ = read_feature_table(s.paths.features, s.paths.feature_catalog, columns=columns)
+    frame[backtest.POSITION] = np.arange(len(frame))
     export_date = read_export_date(s.paths.interim).date
     owners = read_owners(s.paths.interim)
+
+    def read_rows(positions: np.ndarray) -> pd.DataFrame:
+        return read_feature_rows(s.paths.features, positions)
 
     def fits(day: dt.date) -> bool:
         return all(backtest.can_fit(frame, t, day, s.train, horizon_days, grace) for t in (RENEWAL, HORIZON))
@@ -39,12 +50,13 @@ def main() -> None:
     LOG.info("backtest: replay %s..%s (%d weeks), models fitted once before it", dates[0], dates[-1], len(dates))
     with timed("backtest: fit both models before the replay"):
         models = {
-            t.name: backtest.fit_before(frame, catalog, t, dates[0], s.train, horizon_days, grace)
+            t.name: backtest.fit_before(frame, catalog, t, dates[0], s.train, horizon_days, grace, read_rows)
             for t in (RENEWAL, HORIZON)
         }
     rows = frame[frame["snapshot_date"].dt.date.isin(dates)]
     with timed("backtest: weekly lists", rows_in=len(rows)):
-        risks = backtest.model_risks(rows, models["renewal"], models["horizon"])
+        parts = iter_feature_rows(s.paths.features, rows[backtest.POSITION].to_numpy())
+        risks = backtest.replay_risks(rows, models["renewal"], models["horizon"], parts)
         scores = backtest.ranking_scores(rows, risks, catalogue)
         lists = backtest.alerts(scores, rows, owners, p.alerts_per_owner)
     weekly = backtest.weekly_lists(rows, risks, scores, lists)

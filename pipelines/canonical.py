@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.duck import ParquetTable, Table
@@ -91,8 +93,38 @@ def _record(interim: Path) -> dict:
         raise InputError(f"{path}: not valid JSON; run `dvc repro ingest` again") from None
 
 
-def read_feature_table(features: Path, catalog: Path) -> tuple[pd.DataFrame, dict]:
-    """The feature table and its catalogue, with a clear error when the features stage has not run."""
+def read_feature_table(features: Path, catalog: Path, columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """The feature table (or some of its columns) and its catalogue, with a clear error when the features
+    stage has not run."""
     if not features.exists() or not catalog.exists():
         raise InputError(f"{features}: feature table not found; run `dvc repro features` first")
-    return pd.read_parquet(features), json.loads(catalog.read_text())
+    return pd.read_parquet(features, columns=columns), json.loads(catalog.read_text())
+
+
+def iter_feature_rows(features: Path, positions: np.ndarray) -> Iterator[pd.DataFrame]:
+    """The rows of the feature table at ``positions`` (ascending), every column, one row group at a time.
+
+    A 100,000-account table of ~100 float columns is gigabytes; a model needs only its windows'
+    rows, and a backtest scores its replayed weeks a part at a time. Row groups holding none of
+    the positions are not read (the features stage writes one per batch of accounts).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(features)
+    start = 0
+    for group in range(file.metadata.num_row_groups):
+        rows = file.metadata.row_group(group).num_rows
+        lo, hi = np.searchsorted(positions, [start, start + rows])
+        if hi > lo:
+            table = file.read_row_group(group).take(pa.array(positions[lo:hi] - start))
+            yield table.to_pandas()
+        start += rows
+
+
+def read_feature_rows(features: Path, positions: np.ndarray) -> pd.DataFrame:
+    """``iter_feature_rows`` gathered in one frame (the rows at ``positions``, in order)."""
+    parts = list(iter_feature_rows(features, positions))
+    if not parts:
+        return pd.read_parquet(features).iloc[:0]
+    return pd.concat(parts, ignore_index=True)

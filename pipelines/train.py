@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import logging
 
-from features.catalogue import Catalogue
+import numpy as np
+import pandas as pd
+
+from features.catalogue import LABEL_COLUMNS, Catalogue
 from models import baselines, evaluate, tracking
-from models.targets import HORIZON, TARGETS
+from models.targets import HORIZON, TARGETS, Target
 from models.train import (
     CALIBRATOR_FILE,
     EVALUATION_FILE,
     FEATURES_FILE,
+    KEY_COLUMNS,
     LABEL,
     METADATA_FILE,
     MODEL_FILE,
@@ -23,9 +27,9 @@ from models.train import (
     split_out_of_time,
     thin_windows,
 )
-from models.windows import resolve_windows, rule
-from pipelines.canonical import read_feature_table
-from pipelines.config import settings
+from models.windows import Windows, resolve_windows, rule
+from pipelines.canonical import read_feature_rows, read_feature_table
+from pipelines.config import Settings, settings
 from pipelines.io import file_sha256, replace_folder, write_json, write_parquet
 from pipelines.logs import timed
 
@@ -43,25 +47,43 @@ def flat(prefix: str, values: dict) -> dict:
     return out
 
 
+def read_windows(
+    s: Settings, target: Target, stage: str
+) -> tuple[Windows, dict[str, pd.DataFrame], dict[str, int], dict]:
+    """The target's windows, thinned (``thin_windows``), read from the feature table without loading all of it.
+
+    The windows and the thinning are decided on the keys and labels alone; then only the rows
+    they keep are read, every column. Returns the windows, the parts, the strides and the catalogue.
+    """
+    horizon, grace = s.features.horizon_days, s.features.grace_days
+    keys, catalog = read_feature_table(s.paths.features, s.paths.feature_catalog, [*KEY_COLUMNS, *LABEL_COLUMNS])
+    windows = resolve_windows(keys, s.train, horizon, grace, target)
+    LOG.info("%s: windows (%s): %s", stage, rule(s.train, horizon, grace, target), windows.describe())
+    keys["_position"] = np.arange(len(keys))
+    chosen = split_out_of_time(keys, windows, target)
+    for name, part in chosen.items():
+        LOG.info("%s window: %s rows, churn rate %.1f%%", name, f"{len(part):,}", 100 * part[LABEL].astype(int).mean())
+    chosen, strides = thin_windows(chosen, s.train.max_window_rows)
+    positions = {name: part["_position"].to_numpy() for name, part in chosen.items()}
+    wanted = np.unique(np.concatenate(list(positions.values())))
+    rows = target.view(read_feature_rows(s.paths.features, wanted))
+    parts = {
+        name: rows.iloc[np.searchsorted(wanted, where)].reset_index(drop=True) for name, where in positions.items()
+    }
+    return windows, parts, strides, catalog
+
+
 def main(target_name: str = HORIZON.name) -> None:
     """Train the model of one target (``horizon``: churn within 90 days; ``renewal``: the term goes unrenewed)."""
     s = settings()
     target = TARGETS[target_name]
     folder = s.paths.models if target is HORIZON else s.paths.renewal_model
     registered = s.registered_names()[target.name]
-    frame, catalog = read_feature_table(s.paths.features, s.paths.feature_catalog)
-    catalogue = Catalogue.from_json(catalog)
-    horizon, grace = s.features.horizon_days, s.features.grace_days
     stage = "train" if target is HORIZON else f"train {target.name}"
-    with timed(f"{stage}: split", rows_in=len(frame)) as t:
-        windows = resolve_windows(frame, s.train, horizon, grace, target)
-        LOG.info("%s: windows (%s): %s", stage, rule(s.train, horizon, grace, target), windows.describe())
-        parts = split_out_of_time(frame, windows, target)
+    with timed(f"{stage}: split") as t:
+        windows, parts, strides, catalog = read_windows(s, target, stage)
         t["rows"] = sum(len(p) for p in parts.values())
-    del frame  # the windows are copies; the whole table need not stay in memory through training
-    for name, part in parts.items():
-        LOG.info("%s window: %s rows, churn rate %.1f%%", name, f"{len(part):,}", 100 * part[LABEL].astype(int).mean())
-    parts, strides = thin_windows(parts, s.train.max_window_rows)
+    catalogue = Catalogue.from_json(catalog)
     with timed(f"{stage}: lightgbm + calibration", rows_in=len(parts["train"])):
         model = fit_model(parts, catalog, s.train, windows, strides)
     with timed(f"{stage}: baselines"):

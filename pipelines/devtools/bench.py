@@ -194,6 +194,9 @@ def stage_rows(stage: str, root: Path) -> tuple[int | None, int | None]:
         )
     if stage == "evaluate":
         return parquet_rows(root / "models" / "test_predictions.parquet"), None
+    if stage == "backtest":
+        weeks = root / "reports" / "backtest_weeks.parquet"
+        return parquet_rows(root / "processed" / "features.parquet"), parquet_rows(weeks) if weeks.exists() else None
     if stage == "score":
         at_risk = root / "reports" / "at_risk.csv"
         out = sum(1 for _ in at_risk.open()) - 1 if at_risk.exists() else None
@@ -326,6 +329,54 @@ def machine() -> dict:
     }
 
 
+def growth(sizes: list[dict]) -> dict:
+    """Per stage, how time and peak memory grow with the book: the log-log slope over the sizes measured.
+
+    A slope of 1 is linear in accounts (10x the accounts, 10x the time); below 1 a fixed cost
+    (process start, imports) still weighs; above 1 something grows faster than the data.
+    """
+    import numpy as np
+
+    out: dict = {}
+    stages = dict.fromkeys(s["stage"] for size in sizes for s in size["stages"])
+    for stage in stages:
+        points = [
+            (size["accounts"], run["seconds"], run["peak_rss_mb"])
+            for size in sizes
+            for run in size["stages"]
+            if run["stage"] == stage
+        ]
+        if len({p[0] for p in points}) < 2:
+            continue
+        accounts, seconds, peak = (np.log(np.array(v, dtype=float)) for v in zip(*points))
+        out[stage] = {
+            "accounts": [int(p[0]) for p in points],
+            "seconds": [p[1] for p in points],
+            "peak_rss_mb": [p[2] for p in points],
+            "time_slope": round(float(np.polyfit(accounts, seconds, 1)[0]), 2),
+            "memory_slope": round(float(np.polyfit(accounts, peak, 1)[0]), 2),
+        }
+    return out
+
+
+def format_growth(report: dict) -> str:
+    """The growth section: per stage, seconds and peak MiB per size, and the log-log slopes."""
+    rows = report.get("growth") or {}
+    if not rows:
+        return ""
+    lines = [
+        "",
+        f"{'stage':<13} {'seconds by size':<28} {'peak MiB by size':<24} {'time slope':>10} {'memory slope':>12}",
+    ]
+    for stage, g in rows.items():
+        secs = " / ".join(f"{v:.1f}" for v in g["seconds"])
+        peaks = " / ".join(f"{v:.0f}" for v in g["peak_rss_mb"])
+        lines.append(f"{stage:<13} {secs:<28} {peaks:<24} {g['time_slope']:>10.2f} {g['memory_slope']:>12.2f}")
+    sizes = " / ".join(f"{a:,}" for a in next(iter(rows.values()))["accounts"])
+    lines.append(f"(sizes {sizes} accounts; slope = d log(value) / d log(accounts), 1.0 = linear)")
+    return "\n".join(lines)
+
+
 def format_table(report: dict) -> str:
     """The report as a plain-text table, one line per (size, stage)."""
     lines = [
@@ -344,9 +395,14 @@ def format_table(report: dict) -> str:
         )
         lines.append(
             f"{size['accounts']:>9,} {'TOTAL':<9} {size['total_seconds']:>8.1f} {size['peak_rss_mb']:>9.0f}   "
-            f"features / floor = {size['features_over_floor']}x"
+            f"features / floor = {size['features_over_floor']}x; after the simulator "
+            f"{size['total_seconds'] - _seconds(size, 'demo_data'):.1f} s"
         )
-    return "\n".join(lines)
+    return "\n".join(lines) + format_growth(report)
+
+
+def _seconds(size: dict, stage: str) -> float:
+    return sum(s["seconds"] for s in size["stages"] if s["stage"] == stage)
 
 
 def main(
@@ -371,6 +427,7 @@ def main(
         finally:
             if not keep:
                 shutil.rmtree(root, ignore_errors=True)
+        report["growth"] = growth(report["sizes"])
         write_json(report, out)  # after each size, so a long run leaves what it measured
     print(format_table(report))
     LOG.info("bench: wrote %s", out)

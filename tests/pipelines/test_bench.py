@@ -75,3 +75,21 @@ def test_scratch_params_keep_every_path_inside_the_scratch_folder(tmp_path) -> N
 def test_failed_stage_raises_with_its_log(tmp_path) -> None:
     with pytest.raises(RuntimeError, match="exit code 3"):
         bench.run_measured(["sh", "-c", "echo boom; exit 3"], dict(os.environ), tmp_path / "x.log")
+
+
+def test_growth_is_the_log_log_slope_of_each_stage_over_the_sizes() -> None:
+    def size(accounts: int, features: float, ingest_peak: float) -> dict:
+        return {
+            "accounts": accounts,
+            "stages": [
+                {"stage": "features", "seconds": features, "peak_rss_mb": 500.0},
+                {"stage": "ingest", "seconds": 3.0, "peak_rss_mb": ingest_peak},
+            ],
+        }
+
+    sizes = [size(1_000, 2.0, 100.0), size(10_000, 20.0, 1_000.0), size(100_000, 200.0, 10_000.0)]
+    got = bench.growth(sizes)
+    assert got["features"]["time_slope"] == 1.0 and got["features"]["memory_slope"] == 0.0  # linear; flat
+    assert got["ingest"]["time_slope"] == 0.0 and got["ingest"]["memory_slope"] == 1.0
+    assert got["features"]["seconds"] == [2.0, 20.0, 200.0]
+    assert "1.00" in bench.format_growth({"growth": got}) and bench.growth(sizes[:1]) == {}

@@ -5,10 +5,12 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from features.duck import read_frame
 from features.errors import InputError
 from features.export_date import EVENT_DATES
 from features.schemas import TABLES
@@ -133,7 +135,9 @@ def test_messy_emails(messy):
         "failed check isin(['inbound', 'outbound']) on direction": 1,
     }
     assert emails["rows_repaired"] == {"offset converted to UTC": 2}
-    sent = pd.read_parquet(out / "emails.parquet").set_index("email_id")["sent_at"]
+    # stored in microseconds (a unit Spark's Parquet reader takes), read back in the contract's nanoseconds
+    assert str(pq.read_schema(out / "emails.parquet").field("sent_at").type) == "timestamp[us, tz=UTC]"
+    sent = read_frame(out / "emails.parquet").set_index("email_id")["sent_at"]
     assert str(sent.dtype) == "datetime64[ns, UTC]"
     assert sent["e1"] == pd.Timestamp("2025-03-04 08:00", tz="UTC")
     assert sent["e3"] == pd.Timestamp("2025-03-04 10:30", tz="UTC")
