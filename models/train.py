@@ -70,7 +70,7 @@ THINNED = ("train", "valid")  # the test window is never thinned: every row is e
 def thin_weeks(part: pd.DataFrame, max_rows: int) -> tuple[pd.DataFrame, int]:
     """Every k-th weekly snapshot of a window of more than ``max_rows`` rows, counted back from its latest.
 
-    k is the smallest stride that brings the window to about ``max_rows`` rows. One account's
+    k is the smallest stride that brings the window to at most ``max_rows`` rows. One account's
     snapshots a week apart share almost every feature value and the label, so a stride drops
     repetition rather than accounts: every account of the window stays in it.
 
@@ -79,9 +79,11 @@ def thin_weeks(part: pd.DataFrame, max_rows: int) -> tuple[pd.DataFrame, int]:
     """
     if len(part) <= max_rows:
         return part, 1
+    weeks = part["snapshot_date"].value_counts().sort_index(ascending=False)  # rows per week, latest first
     stride = -(-len(part) // max_rows)
-    dates = np.sort(part["snapshot_date"].unique())[::-1]
-    kept = part[part["snapshot_date"].isin(dates[::stride]).to_numpy()]
+    while weeks.iloc[::stride].sum() > max_rows:  # weeks differ in size: the first stride that fits
+        stride += 1
+    kept = part[part["snapshot_date"].isin(weeks.index[::stride]).to_numpy()]
     return kept, int(stride)
 
 
