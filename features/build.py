@@ -1,6 +1,7 @@
-"""Assemble the feature table: snapshot grid, labels, then one DuckDB pass per family.
+"""Assemble the feature table: snapshot grid, labels, then one engine query per family and batch of accounts.
 
-Pure: canonical tables and parameters in, (feature frame, catalogue document) out.
+Pure: canonical tables and parameters in, (feature frame, catalogue document) out; the stage
+writes the same table batch by batch (``write_features``) so it never holds all of it.
 A family whose optional table is absent (or empty) is dropped, and the catalogue says so
 in ``dropped_families``, so training and scoring never guess which columns to expect.
 """
