@@ -39,18 +39,17 @@ def main(
     LOG.info("features: engine %s; export date %s (%s)", engine, export_date.date, export_date.decided_by)
     runtime = cfg.runtime.features
     source = spark_source or runtime.spark_source
-    # the table and its catalogue go together: both are renamed into place only once both are written
-    with atomic_paths(out_dir / "features.parquet", out_dir / "feature_catalog.json") as (table_tmp, catalog_tmp):
-        with timed("features", rows_in) as info, use_engine(engine, runtime.duckdb_memory_limit, source):
-            try:
-                plan = plan_features(tables, None, cfg.features, export_end=export_date.date)
+    with timed("features", rows_in) as info, use_engine(engine, runtime.duckdb_memory_limit, source):
+        try:
+            plan = plan_features(tables, None, cfg.features, export_end=export_date.date)
+            catalogue = {**plan.doc, "engine": engine}
+            # the table and its catalogue go together: both are renamed into place only once both are written
+            with atomic_paths(out_dir / "features.parquet", out_dir / "feature_catalog.json") as (table_tmp, catalog):
                 rows_out = write_features(plan, table_tmp, batch_rows=runtime.batch_rows)
-            finally:
-                stop_spark()
-            info["rows"] = rows_in
-        catalogue = plan.doc
-        catalogue["engine"] = engine
-        catalog_tmp.write_text(json_text(catalogue))
+                catalog.write_text(json_text(catalogue))
+        finally:
+            stop_spark()
+        info["rows"] = rows_in
     LOG.info(
         "features: %s rows in, %s rows out (%d features)",
         f"{rows_in:,}",
