@@ -35,7 +35,7 @@ from features.errors import InputError
 from models.baselines import HealthScore, RenewalCalendar, arr_or_median
 from models.params import TrainParams
 from models.targets import HORIZON, LABEL, Target, split_dates
-from models.train import ChurnModel, fit_model, thin_windows
+from models.train import POSITION, ChurnModel, fit_model, thin_windows
 from models.windows import WEEK, Windows, fully_labelled_dates
 
 RANKINGS = ("renewal", "horizon", "calendar", "health")
@@ -145,9 +145,6 @@ def fit_split(
             f"{w.min_train} train weeks, a gap and {w.valid} validation weeks (train.window_weeks)"
         )
     return dates, valid_start, train_end
-
-
-POSITION = "_position"  # a row's place in the feature table, when a frame holds only some of its columns
 
 
 def ranking_columns(catalogue: Catalogue) -> list[str]:

@@ -30,6 +30,7 @@ from models.windows import Windows, fully_labelled_dates
 LOG = logging.getLogger("churn.train")
 
 KEY_COLUMNS = ("account_id", "snapshot_date")
+POSITION = "_position"  # a row's place in the feature table, when a frame holds only some of its columns
 NON_FEATURES = (*KEY_COLUMNS, *LABEL_COLUMNS)
 MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"

@@ -18,7 +18,7 @@ import pandas as pd
 from features.catalogue import LABEL_COLUMNS, Catalogue
 from models import backtest, figures, tracking
 from models.targets import HORIZON, RENEWAL
-from models.train import KEY_COLUMNS
+from models.train import KEY_COLUMNS, POSITION
 from pipelines.canonical import iter_feature_rows, read_export_date, read_feature_rows, read_feature_table, read_owners
 from pipelines.config import settings
 from pipelines.io import write_csv, write_figure, write_json, write_parquet
@@ -35,7 +35,7 @@ def main() -> None:
     catalogue = Catalogue.from_json(catalog)
     columns = [*KEY_COLUMNS, *LABEL_COLUMNS, *backtest.ranking_columns(catalogue)]
     frame, _ = read_feature_table(s.paths.features, s.paths.feature_catalog, columns=columns)
-    frame[backtest.POSITION] = np.arange(len(frame))
+    frame[POSITION] = np.arange(len(frame))
     export_date = read_export_date(s.paths.interim).date
     owners = read_owners(s.paths.interim)
 
@@ -55,7 +55,7 @@ def main() -> None:
         }
     rows = frame[frame["snapshot_date"].dt.date.isin(dates)]
     with timed("backtest: weekly lists", rows_in=len(rows)):
-        parts = iter_feature_rows(s.paths.features, rows[backtest.POSITION].to_numpy())
+        parts = iter_feature_rows(s.paths.features, rows[POSITION].to_numpy())
         risks = backtest.replay_risks(rows, models["renewal"], models["horizon"], parts)
         scores = backtest.ranking_scores(rows, risks, catalogue)
         lists = backtest.alerts(scores, rows, owners, p.alerts_per_owner)

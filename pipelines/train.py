@@ -22,6 +22,7 @@ from models.train import (
     LABEL,
     METADATA_FILE,
     MODEL_FILE,
+    POSITION,
     PREDICTIONS_FILE,
     fit_model,
     split_out_of_time,
@@ -59,12 +60,12 @@ def read_windows(
     keys, catalog = read_feature_table(s.paths.features, s.paths.feature_catalog, [*KEY_COLUMNS, *LABEL_COLUMNS])
     windows = resolve_windows(keys, s.train, horizon, grace, target)
     LOG.info("%s: windows (%s): %s", stage, rule(s.train, horizon, grace, target), windows.describe())
-    keys["_position"] = np.arange(len(keys))
+    keys[POSITION] = np.arange(len(keys))
     chosen = split_out_of_time(keys, windows, target)
     for name, part in chosen.items():
         LOG.info("%s window: %s rows, churn rate %.1f%%", name, f"{len(part):,}", 100 * part[LABEL].astype(int).mean())
     chosen, strides = thin_windows(chosen, s.train.max_window_rows)
-    positions = {name: part["_position"].to_numpy() for name, part in chosen.items()}
+    positions = {name: part[POSITION].to_numpy() for name, part in chosen.items()}
     wanted = np.unique(np.concatenate(list(positions.values())))
     rows = target.view(read_feature_rows(s.paths.features, wanted))
     parts = {
